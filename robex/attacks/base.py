@@ -1,0 +1,49 @@
+"""What every attack returns, and the shared L_inf projection."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from robex.errors import check_range
+
+
+@dataclass
+class AttackResult:
+    """The perturbed batch and per-sample facts about the attack (each a (B,) tensor):
+    ``label_kept`` (prediction unchanged), ``linf`` (max |x_adv - x|), ``objective_before`` and
+    ``objective_after`` (the attack's own objective, which it tries to increase; NaN where the
+    attack has none)."""
+
+    x_adv: torch.Tensor
+    facts: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, float]:
+        return {k: v.float().mean().item() for k, v in self.facts.items()}
+
+
+def project_linf(x: torch.Tensor, x0: torch.Tensor, eps: float) -> torch.Tensor:
+    """Project onto the L_inf ball of radius eps around x0, then onto the valid range [0, 1]."""
+    return torch.minimum(torch.maximum(x, x0 - eps), x0 + eps).clamp_(0.0, 1.0)
+
+
+def validate_eps(eps: float) -> float:
+    return check_range("eps", eps, 0.0, 1.0)
+
+
+def per_sample_max(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().abs().flatten(1).amax(1)
+
+
+class NoAttack:
+    """The identity 'attack': returns x unchanged (clean evaluation)."""
+
+    def __init__(self, name: str = "none"):
+        self.name = name
+
+    def __call__(self, model, explainer, x, target) -> AttackResult:
+        n = len(x)
+        nan = torch.full((n,), float("nan"))
+        return AttackResult(x.clone(), {"label_kept": torch.ones(n, dtype=torch.bool),
+                                        "linf": torch.zeros(n), "objective_before": nan,
+                                        "objective_after": nan.clone()})

@@ -1,0 +1,177 @@
+"""Explanation manipulation under an L_inf budget (Ghorbani et al. 2019 style, as used by ATEX),
+and its random-noise control.
+
+Objectives on the normalised heatmap h (sum to one, see ``robex.explainers.base.heatmap``):
+- ``untargeted``: suppress the clean map's top-k pixels, objective = -sum_{t in T} h_t, T fixed from
+  the clean map (ATEX paper Sec. 2.1 and 4.2: "the 50 most important pixels in original samples").
+- ``targeted``: raise attention in a seeded random ``region x region`` square per image,
+  objective = sum_{t in R} h_t.
+
+Each step moves every sample by ``step_size * g / max|g|`` (g = objective gradient, the authors'
+normalisation), projects onto the eps-ball and [0,1], and rejects, per sample, a step that changes
+the predicted label: that sample returns to its previous point and halves its step. The best
+label-preserving iterate (highest objective) is returned. All samples of a chunk move together;
+gradients of the heatmap come from ``explainer.heatmap_with_pullback``.
+"""
+from __future__ import annotations
+
+import torch
+
+from robex.attacks.base import AttackResult, per_sample_max, project_linf, validate_eps
+from robex.errors import RobexError
+from robex.utils import progress
+
+
+def random_regions(n: int, side: int, size: int, seed: int) -> torch.Tensor:
+    """(n, 2) top-left corners of ``size x size`` squares inside a ``side x side`` map, seeded."""
+    gen = torch.Generator().manual_seed(int(seed))
+    return torch.randint(0, side - size + 1, (n, 2), generator=gen)
+
+
+def region_masks(corners: torch.Tensor, height: int, width: int, size: int) -> torch.Tensor:
+    """(n, H*W) float masks with ones on each square."""
+    rows = torch.arange(height).view(1, -1, 1)
+    cols = torch.arange(width).view(1, 1, -1)
+    r0, c0 = corners[:, 0].view(-1, 1, 1), corners[:, 1].view(-1, 1, 1)
+    m = (rows >= r0) & (rows < r0 + size) & (cols >= c0) & (cols < c0 + size)
+    return m.flatten(1).float()
+
+
+def topk_masks(h: torch.Tensor, k: int) -> torch.Tensor:
+    flat = h.flatten(1)
+    m = torch.zeros_like(flat)
+    return m.scatter_(1, flat.topk(k, dim=1).indices, 1.0)
+
+
+class _StepAttack:
+    """Shared loop: propose a direction per sample, step, project, reject label changes."""
+
+    def __init__(self, name: str, eps: float, steps: int, step_size: float, batch_size: int,
+                 seed: int, show_progress: bool):
+        self.name = name
+        self.eps = validate_eps(eps)
+        self.steps = int(steps)
+        self.step_size = float(step_size)
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.show_progress = show_progress
+        if self.steps < 0 or self.step_size <= 0 or self.batch_size < 1:
+            raise RobexError(f"attack {name}: steps >= 0, step_size > 0 and batch_size >= 1 required")
+
+    def __call__(self, model, explainer, x, target) -> AttackResult:
+        model.eval()
+        n = len(x)
+        self._prepare(model, explainer, x, target)
+        out = torch.empty_like(x)
+        facts = {k: torch.empty(n) for k in ("linf", "objective_before", "objective_after")}
+        facts["label_kept"] = torch.empty(n, dtype=torch.bool)
+        bar = progress(total=n * self.steps, desc=f"attack {self.name} eps={self.eps:g}",
+                       enabled=self.show_progress)
+        for start in range(0, n, self.batch_size):
+            sl = slice(start, min(n, start + self.batch_size))
+            res = self._attack_chunk(model, explainer, x[sl], target[sl], sl, bar)
+            out[sl] = res.x_adv
+            for k, v in res.facts.items():
+                facts[k][sl] = v
+            with torch.no_grad():  # measured, not assumed
+                facts["label_kept"][sl] = model(res.x_adv).argmax(1) == model(x[sl]).argmax(1)
+        bar.close()
+        return AttackResult(out, facts)
+
+    def _prepare(self, model, explainer, x, target):
+        pass
+
+    def _attack_chunk(self, model, explainer, x0, target, sl, bar) -> AttackResult:
+        raise NotImplementedError
+
+
+class ExplanationManipulation(_StepAttack):
+    """Manipulate the explanation while keeping the prediction (see the module docstring)."""
+
+    def __init__(self, name: str = "manip_untargeted", objective: str = "untargeted", eps: float = 0.08,
+                 steps: int = 200, step_size: float = 0.02, topk: int = 50, region: int = 5,
+                 batch_size: int = 64, seed: int = 0, show_progress: bool = True):
+        super().__init__(name, eps, steps, step_size, batch_size, seed, show_progress)
+        if objective not in ("untargeted", "targeted"):
+            raise RobexError(f"attack objective={objective!r}: choose 'untargeted' or 'targeted'")
+        self.objective = objective
+        self.topk = int(topk)
+        self.region = int(region)
+        self._masks = None
+
+    def _prepare(self, model, explainer, x, target):
+        h, w = x.shape[-2:]
+        if self.objective == "targeted":
+            if not 1 <= self.region <= min(h, w):
+                raise RobexError(f"region={self.region} does not fit a {h}x{w} image")
+            self._masks = region_masks(random_regions(len(x), min(h, w), self.region, self.seed), h, w,
+                                       self.region)
+            if h != w:
+                raise RobexError("targeted regions need square images")
+        elif not 1 <= self.topk <= h * w:
+            raise RobexError(f"topk={self.topk} must be in [1, {h * w}]")
+
+    def objective_value(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        mass = (h.flatten(1) * mask).sum(1)
+        return -mass if self.objective == "untargeted" else mass
+
+    def _attack_chunk(self, model, explainer, x0, target, sl, bar) -> AttackResult:
+        x0 = x0.detach()
+        h0, logits0, _ = explainer.heatmap_with_pullback(model, x0, target)
+        pred0 = logits0.argmax(1)
+        mask = topk_masks(h0, self.topk) if self.objective == "untargeted" else self._masks[sl].to(x0)
+        obj0 = self.objective_value(h0, mask)
+        best_x, best_obj = x0.clone(), obj0.clone()
+        step = torch.full((len(x0),), self.step_size, dtype=x0.dtype, device=x0.device)
+        view = (-1,) + (1,) * (x0.dim() - 1)
+        x, x_base, direction = x0.clone(), x0.clone(), torch.zeros_like(x0)
+        for it in range(self.steps + 1):
+            h, logits, pullback = explainer.heatmap_with_pullback(model, x, target)
+            ok = logits.argmax(1) == pred0
+            obj = self.objective_value(h, mask)
+            better = ok & (obj > best_obj)
+            best_x[better], best_obj[better] = x[better], obj[better]
+            if it == self.steps:
+                break
+            h_leaf = h.requires_grad_(True)
+            with torch.enable_grad():
+                (v,) = torch.autograd.grad(self.objective_value(h_leaf, mask).sum(), h_leaf)
+            grad = pullback(v)
+            new_dir = grad / per_sample_max(grad).clamp_min(1e-30).view(view)
+            # accepted samples step on from x; rejected ones retry from x_base with half the step
+            x_base = torch.where(ok.view(view), x, x_base)
+            direction = torch.where(ok.view(view), new_dir, direction)
+            step = torch.where(ok, step, step * 0.5)
+            x = project_linf(x_base + step.view(view) * direction, x0, self.eps)
+            bar.update(len(x0))
+        facts = {"linf": per_sample_max(best_x - x0), "objective_before": obj0,
+                 "objective_after": best_obj}
+        return AttackResult(best_x, facts)
+
+
+class RandomNoise(_StepAttack):
+    """The control: the same loop with uniform random directions instead of the objective's
+    gradient (same eps, step size, step count, projection and label rule); returns the last
+    accepted iterate."""
+
+    def __init__(self, name: str = "random", eps: float = 0.08, steps: int = 200, step_size: float = 0.02,
+                 batch_size: int = 64, seed: int = 0, show_progress: bool = True):
+        super().__init__(name, eps, steps, step_size, batch_size, seed, show_progress)
+
+    def _attack_chunk(self, model, explainer, x0, target, sl, bar) -> AttackResult:
+        x0 = x0.detach()
+        gen = torch.Generator(device=x0.device).manual_seed(self.seed * 1_000_003 + sl.start)
+        view = (-1,) + (1,) * (x0.dim() - 1)
+        with torch.no_grad():
+            pred0 = model(x0).argmax(1)
+            x = x0.clone()
+            for _ in range(self.steps):
+                u = torch.rand(x0.shape, generator=gen, device=x0.device) * 2 - 1
+                u = u / per_sample_max(u).view(view)
+                cand = project_linf(x + self.step_size * u, x0, self.eps)
+                ok = model(cand).argmax(1) == pred0
+                x = torch.where(ok.view(view), cand, x)
+                bar.update(len(x0))
+        nan = torch.full((len(x0),), float("nan"))
+        facts = {"linf": per_sample_max(x - x0), "objective_before": nan, "objective_after": nan.clone()}
+        return AttackResult(x, facts)

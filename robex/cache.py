@@ -1,0 +1,75 @@
+"""On-disk cache of trained models and finished job results, keyed by a hash of the config that
+determines them. Files are written atomically; every checkpoint has a sha256 sidecar and is loaded
+with ``weights_only=True``, so a truncated or altered file is detected (and recomputed), never used."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from robex.utils import atomic_write_bytes, atomic_write_text, file_sha256, stable_hash
+
+log = logging.getLogger(__name__)
+
+
+class Cache:
+    def __init__(self, root: str | Path, enabled: bool = True):
+        self.root = Path(root)
+        self.enabled = enabled
+
+    def key(self, spec: Any) -> str:
+        return stable_hash(spec)
+
+    def _path(self, kind: str, key: str, suffix: str) -> Path:
+        return self.root / kind / f"{key}{suffix}"
+
+    # -- model checkpoints -------------------------------------------------------------------
+    def load_state(self, kind: str, key: str) -> dict | None:
+        """The cached checkpoint dict, or None if absent or corrupted (a corrupted file is removed)."""
+        if not self.enabled:
+            return None
+        path = self._path(kind, key, ".pt")
+        sidecar = path.with_suffix(".pt.sha256")
+        if not path.exists():
+            return None
+        try:
+            if not sidecar.exists() or sidecar.read_text().strip() != file_sha256(path):
+                raise ValueError("sha256 mismatch")
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # corrupted, truncated, foreign pickle, ...
+            log.warning("cached %s %s is corrupted (%s): removed, recomputing", kind, path.name, exc)
+            path.unlink(missing_ok=True)
+            sidecar.unlink(missing_ok=True)
+            return None
+
+    def save_state(self, kind: str, key: str, state: dict) -> Path:
+        path = self._path(kind, key, ".pt")
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        data = buf.getvalue()
+        atomic_write_bytes(path, data)
+        import hashlib
+
+        atomic_write_text(path.with_suffix(".pt.sha256"), hashlib.sha256(data).hexdigest())
+        return path
+
+    # -- finished job results ---------------------------------------------------------------
+    def load_json(self, kind: str, key: str) -> Any | None:
+        if not self.enabled:
+            return None
+        path = self._path(kind, key, ".json")
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (ValueError, OSError) as exc:
+            log.warning("cached result %s unreadable (%s): recomputing", path.name, exc)
+            path.unlink(missing_ok=True)
+            return None
+
+    def save_json(self, kind: str, key: str, obj: Any) -> None:
+        atomic_write_text(self._path(kind, key, ".json"), json.dumps(obj))

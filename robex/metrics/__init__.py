@@ -1,0 +1,1 @@
+"""Batched similarity metrics between maps (one value per sample)."""

@@ -1,0 +1,90 @@
+"""Per-sample similarity of two batches of maps. Inputs are (B, ...) tensors; outputs (B,) tensors.
+
+Each is checked in ``tests/test_metrics.py`` against a trusted reference (scipy.stats.spearmanr,
+numpy, skimage.metrics.structural_similarity) or hand-computed cases.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _flat(a: torch.Tensor) -> torch.Tensor:
+    return a.reshape(len(a), -1).double()
+
+
+def average_ranks(a: torch.Tensor) -> torch.Tensor:
+    """Ranks 1..N along dim 1, ties sharing their average rank (scipy's 'average' method)."""
+    a = _flat(a)
+    b, n = a.shape
+    values, order = a.sort(dim=1)
+    new_group = torch.ones_like(values, dtype=torch.bool)
+    new_group[:, 1:] = values[:, 1:] != values[:, :-1]
+    group = new_group.cumsum(1) - 1
+    pos = torch.arange(1, n + 1, dtype=torch.float64, device=a.device).expand(b, n)
+    sums = torch.zeros_like(values).scatter_add_(1, group, pos)
+    counts = torch.zeros_like(values).scatter_add_(1, group, torch.ones_like(values))
+    avg = (sums / counts.clamp_min(1)).gather(1, group)
+    return torch.empty_like(avg).scatter_(1, order, avg)
+
+
+def pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation per sample (NaN when a map is constant)."""
+    a, b = _flat(a), _flat(b)
+    a = a - a.mean(1, keepdim=True)
+    b = b - b.mean(1, keepdim=True)
+    return ((a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))).float()
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Spearman rank correlation per sample, average ranks for ties (as scipy.stats.spearmanr)."""
+    return pearson(average_ranks(a), average_ranks(b))
+
+
+def topk_intersection(a: torch.Tensor, b: torch.Tensor, k: int) -> torch.Tensor:
+    """|top-k(a) ∩ top-k(b)| / k per sample (ties broken by torch.topk's order)."""
+    fa, fb = _flat(a), _flat(b)
+    ma = torch.zeros_like(fa).scatter_(1, fa.topk(k, dim=1).indices, 1.0)
+    mb = torch.zeros_like(fb).scatter_(1, fb.topk(k, dim=1).indices, 1.0)
+    return ((ma * mb).sum(1) / k).float()
+
+
+def mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference per sample."""
+    return ((_flat(a) - _flat(b)) ** 2).mean(1).float()
+
+
+def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return F.cosine_similarity(_flat(a), _flat(b), dim=1).float()
+
+
+def minmax_normalise(a: torch.Tensor) -> torch.Tensor:
+    """Scale each map to [0, 1] (constant maps become zeros)."""
+    f = a.reshape(len(a), -1)
+    lo, hi = f.amin(1, keepdim=True), f.amax(1, keepdim=True)
+    return ((f - lo) / (hi - lo).clamp_min(1e-30)).reshape(a.shape)
+
+
+def _gaussian_window(size: int, sigma: float) -> torch.Tensor:
+    r = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(r ** 2) / (2 * sigma ** 2))
+    g = g / g.sum()
+    return g[:, None] * g[None, :]
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0, win_size: int = 11,
+         sigma: float = 1.5) -> torch.Tensor:
+    """SSIM per sample for single-channel maps (B, H, W): Gaussian window (11, sigma 1.5), population
+    statistics, K1 = 0.01, K2 = 0.03, mean over the positions where the window fits inside the image
+    (the settings of skimage's structural_similarity(gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False))."""
+    x = a.reshape(len(a), 1, *a.shape[-2:]).double()
+    y = b.reshape(len(b), 1, *b.shape[-2:]).double()
+    w = _gaussian_window(win_size, sigma).to(x.device).view(1, 1, win_size, win_size)
+    mu_x, mu_y = F.conv2d(x, w), F.conv2d(y, w)
+    sxx = F.conv2d(x * x, w) - mu_x ** 2
+    syy = F.conv2d(y * y, w) - mu_y ** 2
+    sxy = F.conv2d(x * y, w) - mu_x * mu_y
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (sxx + syy + c2))
+    return s.flatten(1).mean(1).float()

@@ -1,0 +1,74 @@
+"""Hydra callback: when a preset's sweep ends, render its table / figure from the jobs' rows."""
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+from hydra.experimental.callback import Callback
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from robex.report.schema import read_metrics, write_metrics
+from robex.utils import atomic_write_text
+
+log = logging.getLogger("robex")
+
+
+def machine_description() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            names = [line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cores, "
+            f"torch {torch.__version__} ({torch.get_num_threads()} threads), {gpu}")
+
+
+def provenance(paper: DictConfig, seed: int, wall_s: float, n_jobs: int) -> str:
+    command = "python run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return (f"# {paper.name}: how this was made\n\n"
+            f"- command: `{command}`\n- seed: {seed}\n- machine: {machine_description()}\n"
+            f"- wall time of the sweep: {wall_s:.0f} s ({n_jobs} jobs; cached jobs and models are "
+            f"reused, so a re-run is faster than a cold run)\n"
+            f"- finished: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n")
+
+
+def render_preset(rows, paper: DictConfig, out_dir: Path) -> None:
+    """Write the sweep's rows and the preset's rendered artifact into out_dir."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_metrics(rows, out_dir / "metrics.csv")
+    render = instantiate(paper.render, _partial_=True)
+    render(rows, paper, out_dir)
+
+
+class RenderOnSweepEnd(Callback):
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        self.t0 = time.perf_counter()
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        HydraConfig.instance().set_config(config)  # so ${hydra:...} in paths resolves here too
+        paper = config.get("paper")
+        if not paper or not paper.get("name") or not paper.get("render"):
+            return
+        sweep_dir = Path(config.hydra.sweep.dir)
+        files = sorted(sweep_dir.glob("*/metrics.csv"))
+        rows = read_metrics(files)
+        out_dir = Path(config.paths.results_dir) / paper.name
+        render_preset(rows, paper, out_dir)
+        wall = time.perf_counter() - self.t0
+        atomic_write_text(out_dir / "run.md", provenance(paper, config.seed, wall, len(files)))
+        log.info("rendered %s (%d jobs, %.0f s) -> %s", paper.name, len(files), wall, out_dir)

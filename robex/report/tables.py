@@ -1,0 +1,47 @@
+"""Generic helpers for paper-shaped tables: look up a reproduced value, format paper vs robex."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from robex.utils import atomic_write_text
+
+
+def lookup(rows: pd.DataFrame, metric: str, **where) -> tuple[float, float, int]:
+    """(value, se, n) of the single row matching ``metric`` and the column filters; NaNs if absent."""
+    sel = rows[rows["metric"] == metric]
+    for col, val in where.items():
+        if isinstance(val, float):
+            sel = sel[(sel[col].astype(float) - val).abs() < 1e-9]
+        else:
+            sel = sel[sel[col].astype(str) == str(val)]
+    if sel.empty:
+        return float("nan"), float("nan"), 0
+    if len(sel) > 1:
+        sel = sel.drop_duplicates(subset=["value"])
+        if len(sel) > 1:
+            raise ValueError(f"{len(sel)} different rows for {metric} {where}")
+    r = sel.iloc[0]
+    return float(r["value"]), float(r["se"]), int(r["n"])
+
+
+def fmt(value: float, digits: int = 3) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def paper_vs(paper: float | None, robex: float, digits: int = 3) -> str:
+    """'paper / robex' cell text."""
+    p = "-" if paper is None else fmt(float(paper), digits)
+    return f"{p} / {fmt(robex, digits)}"
+
+
+def markdown_table(header: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return "\n".join(lines) + "\n"
+
+
+def write_table(out_dir, stem: str, tidy: pd.DataFrame, markdown: str) -> None:
+    atomic_write_text(out_dir / f"{stem}.csv", tidy.to_csv(index=False))
+    atomic_write_text(out_dir / f"{stem}.md", markdown)

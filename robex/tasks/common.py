@@ -1,0 +1,38 @@
+"""Helpers shared by tasks."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from robex.errors import RobexError
+
+
+def mean_se(values: torch.Tensor) -> tuple[float, float, int]:
+    """(mean, standard error, n) of the finite entries of a 1-d tensor."""
+    v = values.detach().double().flatten()
+    v = v[torch.isfinite(v)]
+    n = len(v)
+    if n == 0:
+        return float("nan"), float("nan"), 0
+    se = (v.std(unbiased=True).item() / math.sqrt(n)) if n > 1 else float("nan")
+    return v.mean().item(), se, n
+
+
+def explanation_target(model, x: torch.Tensor, y: torch.Tensor, which: str) -> torch.Tensor:
+    """The class whose explanation is computed: the true ``label`` or the model's ``prediction``."""
+    if which == "label":
+        return y
+    if which == "prediction":
+        with torch.no_grad():
+            return model(x).argmax(1)
+    raise RobexError(f"task.target={which!r}: choose 'label' or 'prediction'")
+
+
+def eval_subset(ctx):
+    """The first ``n_eval`` test images (unshuffled, misclassified ones included)."""
+    data = ctx.data()
+    n = int(ctx.cfg.n_eval)
+    if not 1 <= n <= len(data.test_y):
+        raise RobexError(f"n_eval={n} must be in [1, {len(data.test_y)}] for {data.name}")
+    return data.test_x[:n].to(ctx.device), data.test_y[:n].to(ctx.device)

@@ -1,0 +1,70 @@
+"""Run every preset of a paper in sequence: `python scripts/reproduce.py atex`.
+
+Prints a line per finished job (from run.py's log) and per preset, and the total wall time. It is
+resumable: trained models and finished jobs are cached (.cache/), so after an interruption a re-run
+only computes what is missing. Extra arguments are passed to every run.py call
+(e.g. `debug=tiny`). After the presets, the paper's claims report is generated if it has one.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PAPERS = {
+    "atex": ["atex_tab1", "atex_tab2", "atex_tab3", "atex_tab4", "atex_fig2", "atex_fig3", "atex_fig4"],
+}
+CLAIMS = {"atex": "robex.report.atex_claims"}
+_JOB_DONE = re.compile(r"job done in ([0-9.]+) s")
+_LAUNCH = re.compile(r"#(\d+) : (.*)")
+
+
+def run_preset(preset: str, extra: list[str]) -> int:
+    cmd = [sys.executable, "run.py", f"paper={preset}", *extra]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            bufsize=1)
+    current, tail = "", []
+    for line in proc.stdout:
+        tail = (tail + [line])[-40:]
+        m = _LAUNCH.search(line)
+        if m:
+            current = f"job #{m.group(1)}: {m.group(2).replace(f'paper={preset}', '').strip()}"
+        m = _JOB_DONE.search(line)
+        if m:
+            cached = "(cached)" if "cached result reused" in "".join(tail[-5:]) else ""
+            print(f"  [{preset}] {current} done in {float(m.group(1)):.1f} s {cached}", flush=True)
+        if "robex error" in line or "Error executing job" in line:
+            print(line.rstrip(), flush=True)
+    proc.wait()
+    if proc.returncode != 0:
+        sys.stdout.write("".join(tail))
+    return proc.returncode
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in PAPERS:
+        print(f"usage: reproduce.py {{{','.join(PAPERS)}}} [run.py overrides...]", file=sys.stderr)
+        return 2
+    paper, extra = argv[0], argv[1:]
+    t0 = time.perf_counter()
+    for i, preset in enumerate(PAPERS[paper], 1):
+        t = time.perf_counter()
+        print(f"[{i}/{len(PAPERS[paper])}] {preset} ...", flush=True)
+        rc = run_preset(preset, extra)
+        print(f"[{i}/{len(PAPERS[paper])}] {preset} {'done' if rc == 0 else 'FAILED'} in "
+              f"{time.perf_counter() - t:.0f} s", flush=True)
+        if rc != 0:
+            return rc
+    if paper in CLAIMS:
+        subprocess.run([sys.executable, "-m", CLAIMS[paper], *extra], cwd=ROOT, check=True)
+    print(f"{paper}: all presets done in {time.perf_counter() - t0:.0f} s "
+          f"({(time.perf_counter() - t0) / 60:.1f} min)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,76 @@
+import pytest
+import torch
+
+from robex.attacks.manipulation import ExplanationManipulation, RandomNoise, random_regions, region_masks
+from robex.errors import RobexError
+from robex.explainers.gradient import Gradient
+
+
+@pytest.fixture(scope="module")
+def batch(digits, digits_model):
+    x, y = digits.test_x[:48], digits.test_y[:48]
+    return x, y
+
+
+def _objective_gain(attack, model, x, y, x_adv):
+    ex = Gradient()
+    attack._prepare(model, ex, x, y)
+    h0, h1 = ex(model, x, y), ex(model, x_adv, y)
+    from robex.attacks.manipulation import topk_masks
+
+    mask = topk_masks(h0, attack.topk) if attack.objective == "untargeted" else attack._masks
+    return attack.objective_value(h1, mask) - attack.objective_value(h0, mask)
+
+
+@pytest.mark.parametrize("objective", ["untargeted", "targeted"])
+def test_manipulation_respects_budget_keeps_labels_and_beats_random(objective, digits_model, batch):
+    x, y = batch
+    eps = 0.1
+    attack = ExplanationManipulation(objective=objective, eps=eps, steps=30, step_size=0.02, topk=6,
+                                     region=3, batch_size=16, show_progress=False)
+    res = attack(digits_model, Gradient(), x, y)
+    d = (res.x_adv - x).abs().flatten(1).amax(1)
+    assert res.x_adv.min() >= 0 and res.x_adv.max() <= 1
+    assert (d <= eps + 1e-6).all()
+    pred0, pred1 = digits_model(x).argmax(1), digits_model(res.x_adv).argmax(1)
+    assert torch.equal(pred0, pred1) and res.facts["label_kept"].all()
+    gain = _objective_gain(attack, digits_model, x, y, res.x_adv)
+    assert (gain >= -1e-7).all()  # best iterate: never worse than the start
+    torch.testing.assert_close(res.facts["objective_after"] - res.facts["objective_before"], gain,
+                               rtol=1e-4, atol=1e-6)
+    noise = RandomNoise(eps=eps, steps=30, step_size=0.02, batch_size=16, show_progress=False)
+    rnd = noise(digits_model, Gradient(), x, y)
+    gain_rnd = _objective_gain(attack, digits_model, x, y, rnd.x_adv)
+    assert gain.mean() > 2 * gain_rnd.mean().clamp_min(0) + 1e-3
+
+
+def test_random_control_respects_budget_and_labels(digits_model, batch):
+    x, y = batch
+    res = RandomNoise(eps=0.05, steps=20, step_size=0.02, show_progress=False)(digits_model, Gradient(), x, y)
+    assert ((res.x_adv - x).abs().flatten(1).amax(1) <= 0.05 + 1e-6).all()
+    assert res.x_adv.min() >= 0 and res.x_adv.max() <= 1
+    assert torch.equal(digits_model(x).argmax(1), digits_model(res.x_adv).argmax(1))
+    assert res.facts["linf"].mean() > 0.04  # it does move to the budget
+
+
+def test_attack_is_independent_of_chunking(digits_model, batch):
+    x, y = batch
+    kw = dict(objective="targeted", eps=0.05, steps=5, region=3, show_progress=False)
+    a = ExplanationManipulation(batch_size=48, **kw)(digits_model, Gradient(), x, y).x_adv
+    b = ExplanationManipulation(batch_size=7, **kw)(digits_model, Gradient(), x, y).x_adv
+    torch.testing.assert_close(a, b)
+
+
+def test_regions_are_seeded_and_inside_the_image():
+    c1, c2 = random_regions(100, 28, 5, seed=3), random_regions(100, 28, 5, seed=3)
+    assert torch.equal(c1, c2) and not torch.equal(c1, random_regions(100, 28, 5, seed=4))
+    m = region_masks(c1, 28, 28, 5)
+    assert (m.sum(1) == 25).all()
+
+
+@pytest.mark.parametrize("eps", [-0.01, 1.5, float("nan")])
+def test_eps_out_of_range_is_a_clear_error(eps):
+    with pytest.raises(RobexError, match="eps"):
+        ExplanationManipulation(eps=eps)
+    with pytest.raises(RobexError, match="eps"):
+        RandomNoise(eps=eps)

@@ -1,0 +1,86 @@
+import pytest
+import torch
+from torch import nn
+
+from robex.explainers import sequential_tape
+from robex.explainers.base import heatmap, input_gradient
+from robex.explainers.gradient import Gradient
+from robex.explainers.smoothgrad import SmoothGrad
+from robex.models.atex_cnn import atex_cnn
+from robex.pipeline import freeze
+
+
+def _double_backprop(model, x, y, v):
+    x = x.clone().requires_grad_(True)
+    g = input_gradient(model, x, y, create_graph=True)
+    (r,) = torch.autograd.grad((g * v).sum(), x)
+    return g.detach(), r
+
+
+@pytest.mark.parametrize("act", ["softplus", "relu"])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_tape_gradient_and_pullback_equal_double_backprop(act, layout):
+    torch.manual_seed(0)
+    model = freeze(atex_cnn(image_size=12, channels=6, hidden=16, beta=5.0))
+    if act == "relu":
+        model = freeze(nn.Sequential(*[nn.ReLU() if type(m).__name__ == "BetaSoftplus" else m for m in model]))
+    if layout == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+    x = torch.rand(5, 1, 12, 12)
+    x[:, :, :3] = 0.0  # flat region: ties inside max-pool windows
+    y = torch.randint(0, 10, (5,))
+    v = torch.randn(5, 1, 12, 12)
+    assert sequential_tape.supports(model)
+    g_ref, r_ref = _double_backprop(model, x, y, v)
+    phi, logits, pullback = sequential_tape.gradient_with_pullback(model, x, y)
+    torch.testing.assert_close(phi, g_ref, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(logits, model(x))
+    r = pullback(v)
+    if act == "relu":
+        assert r.abs().max() == 0  # piecewise linear: zero Hessian
+    else:
+        assert r.abs().max() > 0
+    torch.testing.assert_close(r, r_ref, rtol=1e-4, atol=1e-6)
+
+
+def test_gradient_heatmap_pullback_matches_generic_double_backprop():
+    torch.manual_seed(1)
+    model = freeze(atex_cnn(image_size=12, channels=4, hidden=8, beta=3.0))
+    x, y, v = torch.rand(4, 1, 12, 12), torch.randint(0, 10, (4,)), torch.randn(4, 12, 12)
+    fast = Gradient()
+    h1, l1, pb1 = fast.heatmap_with_pullback(model, x, y)
+    h2, l2, pb2 = super(Gradient, fast).heatmap_with_pullback(model, x, y)  # the generic route
+    torch.testing.assert_close(h1, h2)
+    torch.testing.assert_close(pb1(v), pb2(v), rtol=1e-4, atol=1e-6)
+
+
+def test_unsupported_models_fall_back_to_autograd():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 3))
+    assert not sequential_tape.supports(model)
+    x, y = torch.rand(3, 1, 4, 4), torch.tensor([0, 1, 2])
+    h, logits, pb = Gradient().heatmap_with_pullback(model, x, y)
+    assert pb(torch.ones_like(h)).shape == x.shape
+
+
+def test_heatmap_convention_sums_to_one_over_channels():
+    r = torch.randn(3, 3, 5, 5)
+    h = heatmap(r)
+    assert h.shape == (3, 5, 5)
+    torch.testing.assert_close(h.flatten(1).sum(1), torch.ones(3))
+    torch.testing.assert_close(h[0], r[0].abs().sum(0) / r[0].abs().sum())
+
+
+def test_smoothgrad_is_the_mean_gradient_over_its_noise_copies():
+    torch.manual_seed(2)
+    model = freeze(atex_cnn(image_size=8, channels=4, hidden=8))
+    x, y = torch.rand(3, 1, 8, 8), torch.tensor([1, 2, 3])
+    sg = SmoothGrad(n_samples=5, sigma=0.1, relative=False, max_batch=4)  # chunks of 1 image
+    torch.manual_seed(7)
+    ours = sg.attribute(model, x, y)
+    torch.manual_seed(7)
+    ref = []
+    for i in range(3):  # same draw order as the chunked implementation
+        noisy = x[i:i + 1].repeat(5, 1, 1, 1)
+        noisy = noisy + torch.randn_like(noisy) * 0.1
+        ref.append(input_gradient(model, noisy, y[i].repeat(5)).mean(0, keepdim=True))
+    torch.testing.assert_close(ours, torch.cat(ref))

@@ -3,6 +3,7 @@ determines them. Files are written atomically; every checkpoint has a sha256 sid
 with ``weights_only=True``, so a truncated or altered file is detected (and recomputed), never used."""
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -11,7 +12,7 @@ from typing import Any
 
 import torch
 
-from robex.utils import atomic_write_bytes, atomic_write_text, file_sha256, stable_hash
+from robex.utils import atomic_write_bytes, atomic_write_npz, atomic_write_text, file_sha256, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,6 @@ class Cache:
         torch.save(state, buf)
         data = buf.getvalue()
         atomic_write_bytes(path, data)
-        import hashlib
-
         atomic_write_text(path.with_suffix(".pt.sha256"), hashlib.sha256(data).hexdigest())
         return path
 
@@ -73,3 +72,21 @@ class Cache:
 
     def save_json(self, kind: str, key: str, obj: Any) -> None:
         atomic_write_text(self._path(kind, key, ".json"), json.dumps(obj))
+
+    # -- arrays that go with a job (figure data) -------------------------------------------------
+    def save_arrays(self, kind: str, key: str, arrays: dict) -> None:
+        atomic_write_npz(self._path(kind, key, ".npz"), arrays)
+
+    def load_arrays(self, kind: str, key: str) -> dict | None:
+        import numpy as np
+
+        path = self._path(kind, key, ".npz")
+        if not self.enabled or not path.exists():
+            return None
+        try:
+            with np.load(path) as f:
+                return {k: f[k] for k in f.files}
+        except Exception as exc:
+            log.warning("cached arrays %s unreadable (%s): recomputing", path.name, exc)
+            path.unlink(missing_ok=True)
+            return None

@@ -24,12 +24,13 @@ from robex.cache import Cache
 from robex.errors import check_range
 from robex.models.training import accuracy, train_classifier
 from robex.report.schema import write_metrics
-from robex.utils import resolve_device, seed_everything
+from robex.utils import atomic_write_npz, resolve_device, seed_everything
 
 log = logging.getLogger("robex")
 
 _DATA_MEMO: dict[str, Any] = {}
 _MODEL_MEMO: dict[str, torch.nn.Module] = {}
+_DEFENSE_MEMO: dict[str, Any] = {}
 
 
 def _plain(node) -> Any:
@@ -93,8 +94,13 @@ class Context:
             return _MODEL_MEMO[key]
         seed_everything(int(self.cfg.seed))
         model = self.new_model()
-        state = self.cache.load_state("models", key)
-        if state is not None:
+        epochs = self.cfg.train.epochs
+        if epochs is None:
+            epochs = self.data().default_epochs
+        state = self.cache.load_state("models", key) if epochs else None
+        if not epochs:
+            log.info("model %s used as built (pretrained weights or none): no training", self.cfg.model.name)
+        elif state is not None:
             model.load_state_dict(state["state_dict"])
             log.info("baseline model: cached %s", key)
         else:
@@ -102,7 +108,7 @@ class Context:
             t0 = time.perf_counter()
             t = self.cfg.train
             info = train_classifier(model, data.train_x, data.train_y, data.val_x, data.val_y,
-                                    epochs=t.epochs, batch_size=t.batch_size, lr=t.lr,
+                                    epochs=epochs, batch_size=t.batch_size, lr=t.lr,
                                     seed=int(self.cfg.seed), show_progress=self.cfg.progress)
             self.timings["train_s"] = time.perf_counter() - t0
             log.info("baseline model trained in %.1f s (best val accuracy %.4f)",
@@ -113,20 +119,32 @@ class Context:
         _MODEL_MEMO[key] = model
         return model
 
-    def defense_spec(self, defense_cfg, stage: int) -> dict:
-        return {"base": self.train_spec(), "defense": _spec(_without(_plain(defense_cfg), "iterations")),
+    def defense_spec(self, defense_cfg, stage: int, on: tuple | None = None) -> dict:
+        base_spec = self.train_spec() if on is None else on[0]
+        return {"base": base_spec, "defense": _spec(_without(_plain(defense_cfg), "iterations")),
                 "stage": stage}
 
-    def defended_model(self, defense_cfg=None, stages: int | None = None) -> torch.nn.Module:
-        """The trained model after ``stages`` stages of the defense (default: all), each stage
-        cached, so k iterations reuse the first k-1."""
+    def defense(self, defense_cfg):
+        """The defense object for a config (one per config, so state such as ATEX's teacher
+        directions is shared by all its stages)."""
+        key = self.cache.key(_plain(defense_cfg))
+        if key not in _DEFENSE_MEMO:
+            _DEFENSE_MEMO[key] = instantiate(defense_cfg)
+        return _DEFENSE_MEMO[key]
+
+    def defended_model(self, defense_cfg=None, stages: int | None = None,
+                       on: tuple | None = None) -> torch.nn.Module:
+        """The model after ``stages`` stages of the defense (default: all), each stage cached, so k
+        iterations reuse the first k-1. The defense starts from (and uses as teacher) the trained
+        model, or ``on = (spec, getter)``: another cached model, to chain defenses."""
         defense_cfg = self.cfg.defense if defense_cfg is None else defense_cfg
-        defense = instantiate(defense_cfg)
+        defense = self.defense(defense_cfg)
         stages = defense.stages if stages is None else stages
-        base = self.trained_model()
+        start = self.trained_model if on is None else on[1]
         if stages == 0:
-            return base
-        key = self.cache.key(self.defense_spec(defense_cfg, stages))
+            return start()
+        spec = self.defense_spec(defense_cfg, stages, on)
+        key = self.cache.key(spec)
         if key in _MODEL_MEMO:
             return _MODEL_MEMO[key]
         state = self.cache.load_state("defended", key)
@@ -135,18 +153,17 @@ class Context:
             model.load_state_dict(state["state_dict"])
             log.info("%s stage %d: cached %s", defense.name, stages, key)
         else:
-            previous = self.defended_model(defense_cfg, stages - 1)
+            previous = self.defended_model(defense_cfg, stages - 1, on)
             model.load_state_dict(previous.state_dict())
             for p in model.parameters():
                 p.requires_grad_(True)
             seed_everything(int(self.cfg.seed) + stages)
             t0 = time.perf_counter()
-            info = defense.apply_stage(stages, base, model, self.data())
+            info = defense.apply_stage(stages, start(), model, self.data())
             dt = time.perf_counter() - t0
             self.timings[f"{defense.name}_stage{stages}_s"] = dt
             log.info("%s stage %d done in %.1f s (%s)", defense.name, stages, dt, info)
-            self.cache.save_state("defended", key, {"state_dict": model.state_dict(),
-                                                    "spec": str(self.defense_spec(defense_cfg, stages))})
+            self.cache.save_state("defended", key, {"state_dict": model.state_dict(), "spec": str(spec)})
         freeze(model)
         _MODEL_MEMO[key] = model
         return model
@@ -200,17 +217,15 @@ def job_spec(cfg: DictConfig) -> dict:
 
 
 def apply_debug(cfg: DictConfig) -> None:
-    """``debug=tiny`` lists per-group overrides under ``debug.overrides``; apply those whose key
-    exists in the chosen option (so one debug file fits every option)."""
+    """``debug=tiny`` lists per-group overrides under ``debug.overrides`` (keys may be dotted);
+    apply those whose key exists in the chosen option, so one debug file fits every option."""
     overrides = cfg.get("debug", {}) or {}
     overrides = overrides.get("overrides", {}) or {}
     for group, values in overrides.items():
-        node = cfg.get(group)
-        if node is None:
-            continue
         for k, v in values.items():
-            if k in node:
-                node[k] = v
+            path = f"{group}.{k}"
+            if OmegaConf.select(cfg, path, default="__absent__") != "__absent__":
+                OmegaConf.update(cfg, path, v, merge=False)
 
 
 def validate(cfg: DictConfig) -> None:
@@ -240,16 +255,22 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     key = cache.key(spec)
     t0 = time.perf_counter()
     cached = cache.load_json("jobs", key)
-    if cached is not None:
-        rows = pd.DataFrame(cached)
+    arrays = cache.load_arrays("jobs", key) if cached is not None and cached.get("has_arrays") else {}
+    if cached is not None and arrays is not None:
+        rows = pd.DataFrame(cached["rows"])
         log.info("job %s: cached result reused", key)
     else:
         seed_everything(int(cfg.seed))
         ctx = Context(cfg, resolve_device(cfg.device), cache)
         task = instantiate(cfg.task)
-        records = task(ctx)
+        result = task(ctx)
+        records, arrays = result if isinstance(result, tuple) else (result, {})
         rows = pd.DataFrame(records)
-        cache.save_json("jobs", key, rows.to_dict(orient="list"))
+        if arrays:
+            cache.save_arrays("jobs", key, arrays)
+        cache.save_json("jobs", key, {"rows": rows.to_dict(orient="list"), "has_arrays": bool(arrays)})
+    if arrays:  # figure data travels with the job's output
+        atomic_write_npz(out / "arrays.npz", arrays)
     rows = finalize_rows(rows, cfg)
     write_metrics(rows, out / "metrics.csv")
     log.info("job done in %.1f s -> %s", time.perf_counter() - t0, out / "metrics.csv")

@@ -12,7 +12,7 @@ from robex.models.atex_cnn import atex_cnn
 from robex.models.training import train_classifier
 from robex.pipeline import freeze
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # tiny models: one thread is as fast and robust to a busy machine
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +55,40 @@ def make_fashion_standin(root, n_train=3000, n_test=600, seed=0):
 @pytest.fixture(scope="session")
 def fashion_standin(tmp_path_factory):
     return make_fashion_standin(tmp_path_factory.mktemp("fmnist"))
+
+
+def make_image_folder(root, classes=("n01440764", "n01443537", "n01484850"), per_class=2, size=(300, 260)):
+    """ImageNet-style class folders of random JPEGs (a stand-in for the validation set)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in classes:
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 255, (*size[::-1], 3), dtype=np.uint8)).save(root / c / f"img{i}.JPEG")
+    return root
+
+
+def make_annotation_benchmark(root, n=3, size=(240, 240)):
+    """images/ + masks/ with matching stems (a stand-in for Mohseni & Ragan's benchmark)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(root / "images" / f"a{i}.jpg")
+        mask = np.zeros(size, np.uint8)
+        mask[60:180, 60:180] = 255
+        Image.fromarray(mask).save(root / "masks" / f"a{i}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def imagenet_standin(tmp_path_factory):
+    return make_image_folder(tmp_path_factory.mktemp("imagenet"))
+
+
+@pytest.fixture(scope="session")
+def annotation_standin(tmp_path_factory):
+    return make_annotation_benchmark(tmp_path_factory.mktemp("annotations"))

@@ -29,8 +29,7 @@ def test_every_preset_composes_with_its_sweep(preset):
     assert cfg.paper.key and cfg.paper.title and cfg.paper.render
     text = (CONF / "paper" / f"{preset}.yaml").read_text()
     assert text.startswith("# @package _global_\n#"), "a preset opens with its header comment"
-    if cfg.hydra.mode == "MULTIRUN":
-        assert cfg.hydra.sweeper.params
+    assert cfg.hydra.mode == "MULTIRUN" and cfg.hydra.sweeper.params, "a preset runs its whole sweep"
     tiny = _compose([f"paper={preset}", "debug=tiny"])
     assert tiny.n_eval < cfg.n_eval
 
@@ -40,13 +39,19 @@ def _options(group):
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in _options(g)])
-def test_every_option_instantiates(group, option, fashion_standin):
+def test_every_option_instantiates(group, option, fashion_standin, imagenet_standin, annotation_standin):
     overrides = [f"{group}={option}"]
     if group == "dataset":
         if option in ("fashion_mnist", "mnist"):
             overrides += [f"dataset.root={fashion_standin}", "dataset.val_size=500"]
         if option == "mnist":
             overrides += ["dataset.download=false"]
+        if option == "imagenet":
+            overrides += [f"dataset.root={imagenet_standin}"]
+        if option == "mohseni_annotations":
+            overrides += [f"dataset.root={annotation_standin}"]
+    if group == "model" and option in ("vgg16", "vgg19", "resnet50", "resnet101"):
+        overrides += ["model.weights=null"]  # pretrained weights cannot be downloaded here
     cfg = _compose(overrides)
     obj = instantiate(cfg[group])
     assert obj is not None

@@ -1,7 +1,7 @@
 """The in-memory dataset container shared by all loaders."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -20,6 +20,8 @@ class ImageData:
     test_x: torch.Tensor
     test_y: torch.Tensor
     num_classes: int
+    default_epochs: int = 2  # training epochs used when train.epochs is null
+    extras: dict = field(default_factory=dict)  # e.g. "test_masks": human annotation masks
 
     @property
     def image_shape(self) -> tuple[int, ...]:

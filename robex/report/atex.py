@@ -10,7 +10,7 @@ from robex.report.tables import fmt, lookup, markdown_table, paper_vs, write_tab
 DEFENSES = {"atex": "ATEX", "none": "baseline [8]"}
 
 
-def render_table(rows: pd.DataFrame, paper: DictConfig, out_dir) -> pd.DataFrame:
+def render_table(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) -> pd.DataFrame:
     """Render ``table.csv`` (tidy: eps, quantity, defense, attack, paper, robex, se) and
     ``table.md`` (the paper's shape plus the control and facts)."""
     reported = {float(r["eps"]): r for r in OmegaConf.to_container(paper.reported)}

@@ -42,12 +42,27 @@ def provenance(paper: DictConfig, seed: int, wall_s: float, n_jobs: int) -> str:
             f"- finished: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n")
 
 
-def render_preset(rows, paper: DictConfig, out_dir: Path) -> None:
+def job_arrays(sweep_dir: Path) -> list[dict]:
+    """Figure data of each job that wrote ``arrays.npz``, tagged with its dataset and source."""
+    import numpy as np
+    import pandas as pd
+
+    out = []
+    for path in sorted(sweep_dir.glob("*/arrays.npz"), key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0):
+        rows = pd.read_csv(path.parent / "metrics.csv")
+        with np.load(path) as f:
+            arrays = {k: f[k] for k in f.files}
+        arrays["_dataset"], arrays["_source"] = str(rows["dataset"].iloc[0]), str(rows["source"].iloc[0])
+        out.append(arrays)
+    return out
+
+
+def render_preset(rows, paper: DictConfig, out_dir: Path, arrays: list[dict] | None = None) -> None:
     """Write the sweep's rows and the preset's rendered artifact into out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_metrics(rows, out_dir / "metrics.csv")
     render = instantiate(paper.render, _partial_=True)
-    render(rows, paper, out_dir)
+    render(rows, paper, out_dir, arrays=arrays or [])
 
 
 class RenderOnSweepEnd(Callback):
@@ -68,7 +83,28 @@ class RenderOnSweepEnd(Callback):
         files = sorted(sweep_dir.glob("*/metrics.csv"))
         rows = read_metrics(files)
         out_dir = Path(config.paths.results_dir) / paper.name
-        render_preset(rows, paper, out_dir)
+        render_preset(rows, paper, out_dir, job_arrays(sweep_dir))
         wall = time.perf_counter() - self.t0
         atomic_write_text(out_dir / "run.md", provenance(paper, config.seed, wall, len(files)))
         log.info("rendered %s (%d jobs, %.0f s) -> %s", paper.name, len(files), wall, out_dir)
+
+
+def render_unavailable_preset(preset: str, reason: str, overrides: list[str] = ()) -> Path:
+    """Render a preset whose data is missing: the paper's numbers beside 'unavailable' and the exact
+    reason (the job's error message)."""
+    from hydra import compose, initialize_config_dir
+
+    conf = Path(__file__).resolve().parents[2] / "conf"
+    keep = [o for o in overrides if o.startswith("paths.")]
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"paper={preset}", *keep])
+    paper = cfg.paper.copy()
+    paper.unavailable = f"{paper.get('unavailable', '')} ({reason})".strip()
+    out_dir = Path(cfg.paths.results_dir) / preset
+    out_dir.mkdir(parents=True, exist_ok=True)
+    from robex.report.aggmean import render_unavailable
+
+    render_unavailable(None, paper, out_dir)
+    atomic_write_text(out_dir / "run.md", f"# {preset}: unavailable\n\n- reason: {reason}\n"
+                      f"- machine: {machine_description()}\n- checked: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n")
+    return out_dir

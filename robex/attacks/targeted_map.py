@@ -1,0 +1,121 @@
+"""Targeted explanation manipulation of Dombrowski et al. 2019 ("Explanations can be manipulated
+and geometry is to blame"), generic over differentiable explainers, batched over image pairs.
+
+For each image x with a target heatmap h_t, minimise over x_adv (Adam, started at x)
+
+    w_map * MSE(h(x_adv), h_t) + w_out * MSE(softmax(f(x_adv)), softmax(f(x)))
+
+with every ReLU of f replaced by softplus(beta) while attacking (beta growing geometrically from
+``beta_start`` to ``beta_end`` over the iterations; without growth only LRP attacks work), x_adv
+clamped to the valid range after every step, no eps ball. h is the explainer's heatmap for the
+class f predicts at x. The returned facts are computed with the original ReLU network:
+``label_kept``, ``linf``, and the objective (the map MSE to the target) before and after.
+
+``w_map`` is given for 224 x 224 heatmaps (sum to one); for H x W maps it is scaled by
+(H W / 224^2)^2, which keeps the balance with the output term the same for every image size.
+Targets: ``other_image`` (the task passes h_t, the explanation of another image) or
+``blank_square`` (h_t = the clean map with a centred square of a quarter of the image area set to
+zero and renormalised, Ghorbani et al.'s objective as used in the paper's appendix A.4.4).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from robex.attacks.base import AttackResult, per_sample_max
+from robex.errors import RobexError
+from robex.explainers.base import heatmap
+from robex.models.softplus_swap import BetaSchedule, relu_to_softplus
+from robex.utils import progress
+
+
+def centre_square_mask(height: int, width: int, area_fraction: float = 0.25) -> torch.Tensor:
+    """(H, W) float mask of the centred square covering ``area_fraction`` of the image."""
+    side = round((area_fraction * height * width) ** 0.5)
+    top, left = (height - side) // 2, (width - side) // 2
+    m = torch.zeros(height, width)
+    m[top:top + side, left:left + side] = 1.0
+    return m
+
+
+def blank_square_target(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The heatmap with no relevance inside the mask, renormalised to sum to one."""
+    t = h * (1 - mask)
+    return t / t.flatten(1).sum(1).clamp_min(1e-30).view(-1, 1, 1)
+
+
+class TargetedMapAttack:
+    def __init__(self, name: str = "map_targeted", target: str = "other_image", iterations: int = 1500,
+                 lr: float = 2e-4, w_map: float = 1e11, w_out: float = 1e6, beta_start: float = 10.0,
+                 beta_end: float | None = 100.0, clamp_low: float = 0.0, clamp_high: float = 1.0,
+                 square_fraction: float = 0.25, batch_size: int = 16, show_progress: bool = True):
+        if target not in ("other_image", "blank_square"):
+            raise RobexError(f"attack target={target!r}: choose 'other_image' or 'blank_square'")
+        if iterations < 0 or lr <= 0:
+            raise RobexError("attack iterations >= 0 and lr > 0 required")
+        self.name, self.target = name, target
+        self.iterations, self.lr = int(iterations), float(lr)
+        self.w_map, self.w_out = float(w_map), float(w_out)
+        self.schedule = BetaSchedule(beta_start, beta_end)
+        self.low, self.high = float(clamp_low), float(clamp_high)
+        self.square_fraction = float(square_fraction)
+        self.batch_size, self.show_progress = int(batch_size), show_progress
+
+    def map_weight(self, height: int, width: int) -> float:
+        return self.w_map * (height * width / 224.0 ** 2) ** 2
+
+    def target_maps(self, model, explainer, x, cls, h_target=None) -> torch.Tensor:
+        if self.target == "blank_square":
+            mask = centre_square_mask(*x.shape[-2:], self.square_fraction).to(x)
+            return blank_square_target(explainer(model, x, cls), mask)
+        if h_target is None:
+            raise RobexError("attack target=other_image needs the target heatmaps (h_target)")
+        return h_target
+
+    def __call__(self, model, explainer, x, target, h_target=None) -> AttackResult:
+        """``target``: the class to explain (the task passes f's prediction at x)."""
+        model.eval()
+        h_t = self.target_maps(model, explainer, x, target, h_target)
+        out = torch.empty_like(x)
+        bar = progress(total=len(x) * self.iterations, desc=f"attack {self.name} on {explainer.name}",
+                       enabled=self.show_progress)
+        for s in range(0, len(x), self.batch_size):
+            sl = slice(s, s + self.batch_size)
+            out[sl] = self._attack_chunk(model, explainer, x[sl], target[sl], h_t[sl], bar)
+        bar.close()
+        with torch.no_grad():
+            kept = model(out).argmax(1) == model(x).argmax(1)
+        h0, h1 = explainer(model, x, target), explainer(model, out, target)
+        facts = {"label_kept": kept.cpu(), "linf": per_sample_max(out - x).cpu(),
+                 "objective_before": -((h0 - h_t) ** 2).flatten(1).mean(1).cpu(),
+                 "objective_after": -((h1 - h_t) ** 2).flatten(1).mean(1).cpu()}
+        res = AttackResult(out, facts)
+        res.h_target = h_t
+        return res
+
+    def _attack_chunk(self, model, explainer, x0, cls, h_t, bar) -> torch.Tensor:
+        x0 = x0.detach()
+        w_map = self.map_weight(*x0.shape[-2:])
+        with torch.no_grad():
+            p0 = model(x0).softmax(1)
+        x_adv = x0.clone().requires_grad_(True)
+        opt = torch.optim.Adam([x_adv], lr=self.lr)
+        with relu_to_softplus(model, self.schedule.start) as swap:
+            for it in range(self.iterations):
+                swap.set_beta(self.schedule(it, self.iterations))
+                h, _, pullback = explainer.heatmap_with_pullback(model, x_adv.detach(), cls)
+                # d/dh of the per-sample map MSE, summed over samples (Adam is per-element: exact batching)
+                v = 2.0 * w_map * (h - h_t) / h[0].numel()
+                grad = pullback(v)
+                with torch.enable_grad():
+                    xa = x_adv.detach().requires_grad_(True)
+                    p = F.softmax(model(xa), 1)
+                    out_loss = self.w_out * ((p - p0) ** 2).mean(1).sum()
+                    (g_out,) = torch.autograd.grad(out_loss, xa)
+                opt.zero_grad(set_to_none=True)
+                x_adv.grad = grad + g_out
+                opt.step()
+                with torch.no_grad():
+                    x_adv.clamp_(self.low, self.high)
+                bar.update(len(x0))
+        return x_adv.detach()

@@ -1,0 +1,57 @@
+"""Pretrained torchvision ImageNet classifiers (VGG16 for AGG-Mean; VGG19 / ResNet-50 / ResNet-101 for
+its Table 2). Weights come from torchvision's cache or a user path; offline, a clear error says where
+to put them."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from robex.errors import RobexError
+from robex.models.normalize import Normalize
+
+
+def imagenet_classifier(name: str = "vgg16", arch: str = "vgg16", weights: str | None = "IMAGENET1K_V1",
+                        weights_path: str | None = None, num_classes: int = 1000) -> nn.Sequential:
+    """A torchvision ImageNet classifier (``arch``: vgg16, vgg19, resnet50, resnet101, ...) behind
+    ImageNet normalisation: Sequential(Normalize, net), so inputs are [0,1] images (resize 256 /
+    centre crop 224 happen in the data loader).
+
+    Weights: ``weights_path`` (a state_dict file), else the torchvision weights enum name ``weights``
+    (downloaded into $TORCH_HOME/hub/checkpoints, or taken from there), else random (``weights=null``,
+    for tests). In-place ReLUs are made out-of-place so explainers can hook them."""
+    import torchvision
+
+    builder = getattr(torchvision.models, arch, None)
+    if builder is None:
+        raise RobexError(f"model.arch={arch!r} is not a torchvision model")
+    if weights_path:
+        if not Path(weights_path).is_file():
+            raise RobexError(f"model.weights_path={weights_path} does not exist: put the {arch} state_dict there")
+        model = builder(weights=None, num_classes=num_classes)
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state.get("state_dict", state))
+    elif weights:
+        enum_cls = torchvision.models.get_model_weights(arch)
+        try:
+            enum = enum_cls[weights]
+        except KeyError:
+            raise RobexError(f"model.weights={weights!r}: choose one of {[w.name for w in enum_cls]} or null") from None
+        try:
+            model = builder(weights=enum)
+        except Exception as exc:  # offline: URLError
+            home = os.environ.get("TORCH_HOME", "~/.cache/torch")
+            raise RobexError(
+                f"{arch} {weights} weights are not available ({type(exc).__name__}): with internet torchvision "
+                f"downloads them; offline, put {Path(enum.url).name} in {home}/hub/checkpoints/ or pass "
+                f"model.weights_path=<file>") from None
+    else:
+        model = builder(weights=None, num_classes=num_classes)
+    for m in model.modules():
+        if isinstance(m, nn.ReLU):
+            m.inplace = False
+    net = nn.Sequential(Normalize(), model)
+    net.name = name
+    return net

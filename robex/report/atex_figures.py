@@ -1,0 +1,88 @@
+"""ATEX Figures 2-4 from the sweep's rows (and, for Fig. 3, the jobs' arrays)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+
+from robex.report.figures import plt, save_figure, subplots
+
+
+def _label(dataset: str, source: str) -> str:
+    return f"{dataset}\n({source})" if "subset" in source else dataset
+
+
+def render_smoothness(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) -> pd.DataFrame:
+    """Bars: SSIM to SmoothGrad, baseline (k = 0) vs ATEX (k > 0), per data set."""
+    sel = rows[rows["metric"] == "ssim_to_smoothgrad"].copy()
+    sel["model"] = np.where(sel["k"].astype(int) == 0, "baseline", "ATEX k=" + sel["k"].astype(str))
+    plotted = sel[["dataset", "source", "model", "k", "value", "se", "n"]].rename(columns={"value": "ssim"})
+    plotted = plotted.sort_values(["dataset", "k"]).reset_index(drop=True)
+    datasets = list(dict.fromkeys(plotted["dataset"]))
+    fig, (ax,) = subplots(1, width=5.0)
+    width = 0.38
+    for j, (model_name, color) in enumerate([("baseline", "tab:gray"), ("ATEX", "tab:blue")]):
+        part = plotted[plotted["model"].str.startswith(model_name)]
+        xs = [datasets.index(d) + (j - 0.5) * width for d in part["dataset"]]
+        ax.bar(xs, part["ssim"], width, yerr=part["se"], color=color, label=part["model"].iloc[0] if len(part) else model_name)
+    sources = dict(zip(plotted["dataset"], plotted["source"]))
+    ax.set_xticks(range(len(datasets)), [_label(d, sources[d]) for d in datasets])
+    ax.set_ylabel("SSIM to SmoothGrad (normal model)")
+    ax.set_title("ATEX Fig. 2 (robex)")
+    ax.legend()
+    save_figure(fig, out_dir, plotted)
+    return plotted
+
+
+def render_gallery(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) -> pd.DataFrame:
+    """Grid: one row per data set; each case = input | baseline map | ATEX map. The CSV lists every
+    plotted pixel (data set, case, panel, row, col, value); figure_data.npz holds the same arrays."""
+    arrays = arrays or []
+    n_cases = max((len(a["inputs"]) for a in arrays), default=0)
+    fig, axes = plt.subplots(max(1, len(arrays)), 3 * max(1, n_cases),
+                             figsize=(1.1 * 3 * max(1, n_cases), 1.3 * max(1, len(arrays))), squeeze=False)
+    records, npz = [], {}
+    for r, job in enumerate(arrays):
+        ds = job["_dataset"]
+        for c in range(len(job["inputs"])):
+            for p, panel in enumerate(("inputs", "baseline", "defended")):
+                img = job[panel][c]
+                ax = axes[r, 3 * c + p]
+                ax.imshow(img, cmap="gray" if panel == "inputs" else "hot")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if r == 0:
+                    ax.set_title({"inputs": "input", "baseline": "baseline", "defended": "ATEX"}[panel], fontsize=7)
+                if p == 0 and c == 0:
+                    ax.set_ylabel(_label(ds, job["_source"]).replace("\n", " ")[:28], fontsize=6)
+                ii, jj = np.indices(img.shape)
+                records.append(pd.DataFrame({"dataset": ds, "case": c, "test_index": int(job["indices"][c]),
+                                             "label": int(job["labels"][c]), "panel": panel,
+                                             "row": ii.ravel(), "col": jj.ravel(), "value": img.ravel()}))
+        for key in ("inputs", "baseline", "defended", "labels", "indices"):
+            npz[f"{ds}_{key}"] = job[key]
+    plotted = pd.concat(records, ignore_index=True) if records else pd.DataFrame()
+    save_figure(fig, out_dir, plotted)
+    from robex.utils import atomic_write_npz
+
+    atomic_write_npz(out_dir / "figure_data.npz", npz)
+    return plotted
+
+
+def render_adv_training(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) -> pd.DataFrame:
+    """Lines: accuracy under FGSM after FGSM adversarial training vs ATEX iterations, per data set."""
+    sel = rows[rows["metric"].isin(["robust_accuracy", "accuracy", "accuracy_before"])]
+    plotted = sel.pivot_table(index=["dataset", "source", "k"], columns="metric", values="value").reset_index()
+    plotted = plotted.sort_values(["dataset", "k"]).reset_index(drop=True)
+    datasets = list(dict.fromkeys(plotted["dataset"]))
+    fig, axes = subplots(max(1, len(datasets)))
+    for ax, ds in zip(axes, datasets):
+        part = plotted[plotted["dataset"] == ds]
+        ax.plot(part["k"], part["robust_accuracy"], "o-", label="under FGSM (eps 0.1)")
+        ax.set_xlabel("ATEX iterations before adversarial training")
+        ax.set_ylabel("accuracy")
+        ax.set_title(_label(ds, part["source"].iloc[0]).replace("\n", " "), fontsize=9)
+        ax.legend(fontsize=8)
+    fig.suptitle("ATEX Fig. 4 (robex)")
+    save_figure(fig, out_dir, plotted)
+    return plotted

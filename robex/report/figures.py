@@ -1,0 +1,28 @@
+"""Matplotlib helpers: every figure is saved as PNG next to a CSV holding exactly the plotted values."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from robex.utils import atomic_write_bytes, atomic_write_text  # noqa: E402
+
+
+def save_figure(fig, out_dir: Path, plotted: pd.DataFrame, stem: str = "figure") -> None:
+    """Write ``stem.png`` and ``stem.csv`` (the plotted values) atomically."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(Path(out_dir) / f"{stem}.png", buf.getvalue())
+    atomic_write_text(Path(out_dir) / f"{stem}.csv", plotted.to_csv(index=False))
+
+
+def subplots(ncols: int, width: float = 4.0, height: float = 3.2):
+    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
+    return fig, axes[0]

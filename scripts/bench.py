@@ -1,0 +1,92 @@
+"""`make bench`: throughput of robex's hot loops on this machine, and speed-ups as ratios measured
+within this one run (machines are noisy: compare ratios, not absolute numbers across runs).
+
+- explanation attack (ATEX tables): image-iterations / s, exact tape pullback vs autograd double
+  backprop, at the attack's batch size;
+- ATEX fine-tuning: student samples / s (seeds x (1 + n_along x n_perp)) and the teacher SmoothGrad
+  precomputation in images / s;
+- channels_last vs contiguous layout for training.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+
+import torch
+
+from robex.attacks.manipulation import ExplanationManipulation
+from robex.data.mnist_like import load_fashion_mnist
+from robex.defenses.atex import ATEX
+from robex.explainers.base import Explainer
+from robex.explainers.gradient import Gradient
+from robex.models.atex_cnn import atex_cnn
+from robex.pipeline import freeze, prepare_model
+
+
+class AutogradGradient(Gradient):
+    """The same explainer forced onto the generic double-backprop route (for the ratio)."""
+
+    heatmap_with_pullback = Explainer.heatmap_with_pullback
+
+
+def best_time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--images", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--seeds", type=int, default=1000)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    device = torch.device("cpu")
+    data = load_fashion_mnist()
+    torch.manual_seed(0)
+    model = freeze(prepare_model(atex_cnn(), device))
+    x, y = data.test_x[: args.images], data.test_y[: args.images]
+    print(f"machine: {torch.get_num_threads()} torch threads, torch {torch.__version__}")
+
+    def attack_rate(explainer, batch):
+        att = ExplanationManipulation(eps=0.08, steps=args.steps, batch_size=batch, show_progress=False)
+        t = best_time(lambda: att(model, explainer, x, y), args.repeats)
+        return args.images * args.steps / t
+
+    fast = attack_rate(Gradient(), args.batch)
+    slow = attack_rate(AutogradGradient("gradient"), args.batch)
+    big = attack_rate(Gradient(), 1000)
+    print(f"explanation attack, batch {args.batch}: {fast:,.0f} image-iterations/s (exact tape pullback); "
+          f"{slow:,.0f} with autograd double backprop -> {fast / slow:.2f}x; "
+          f"batch 1000: {big:,.0f} ({fast / big:.2f}x slower than batch {args.batch})")
+
+    atex = ATEX(delta=0.08, n_along=2, n_perp=8, show_progress=False)
+    sub = copy.copy(data)
+    sub.train_x, sub.train_y = data.train_x[: args.seeds], data.train_y[: args.seeds]
+    teacher = model
+    t = best_time(lambda: (atex._directions.clear(), atex.teacher_directions(teacher, sub.train_x, sub.train_y)),
+                  args.repeats)
+    print(f"ATEX teacher SmoothGrad ({atex.sg.n_samples} copies): {args.seeds / t:,.0f} images/s")
+
+    def atex_rate(layout):
+        student = copy.deepcopy(model).to(memory_format=layout)
+        for p in student.parameters():
+            p.requires_grad_(True)
+        t = best_time(lambda: atex.apply_stage(1, teacher, student, sub), args.repeats)
+        return args.seeds * (1 + atex.n_along * atex.n_perp) / t
+
+    cl, contiguous = atex_rate(torch.channels_last), atex_rate(torch.contiguous_format)
+    print(f"ATEX fine-tuning, {atex.batch_size} seeds x {1 + atex.n_along * atex.n_perp} samples per step "
+          f"(micro-batch {atex.micro_batch}): {cl:,.0f} student samples/s with channels_last; "
+          f"{contiguous:,.0f} contiguous -> {cl / contiguous:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

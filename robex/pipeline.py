@@ -9,6 +9,7 @@ finished sweep recomputes nothing.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from robex.cache import Cache
 from robex.errors import check_range
 from robex.models.training import accuracy, train_classifier
 from robex.report.schema import write_metrics
-from robex.utils import atomic_write_npz, resolve_device, seed_everything
+from robex.utils import atomic_write_npz, atomic_write_text, resolve_device, seed_everything
 
 log = logging.getLogger("robex")
 
@@ -256,8 +257,10 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     t0 = time.perf_counter()
     cached = cache.load_json("jobs", key)
     arrays = cache.load_arrays("jobs", key) if cached is not None and cached.get("has_arrays") else {}
-    if cached is not None and arrays is not None:
+    reused = cached is not None and arrays is not None
+    if reused:
         rows = pd.DataFrame(cached["rows"])
+        compute_s = cached.get("compute_s")
         log.info("job %s: cached result reused", key)
     else:
         seed_everything(int(cfg.seed))
@@ -266,14 +269,19 @@ def run(cfg: DictConfig) -> pd.DataFrame:
         result = task(ctx)
         records, arrays = result if isinstance(result, tuple) else (result, {})
         rows = pd.DataFrame(records)
+        compute_s = time.perf_counter() - t0  # includes training / defenses this job triggered
         if arrays:
             cache.save_arrays("jobs", key, arrays)
-        cache.save_json("jobs", key, {"rows": rows.to_dict(orient="list"), "has_arrays": bool(arrays)})
+        cache.save_json("jobs", key, {"rows": rows.to_dict(orient="list"), "has_arrays": bool(arrays),
+                                      "compute_s": compute_s})
     if arrays:  # figure data travels with the job's output
         atomic_write_npz(out / "arrays.npz", arrays)
     rows = finalize_rows(rows, cfg)
     write_metrics(rows, out / "metrics.csv")
-    log.info("job done in %.1f s -> %s", time.perf_counter() - t0, out / "metrics.csv")
+    seconds = time.perf_counter() - t0
+    atomic_write_text(out / "job.json", json.dumps({"key": key, "cached": reused, "seconds": seconds,
+                                                    "compute_s": compute_s}))
+    log.info("job done in %.1f s -> %s", seconds, out / "metrics.csv")
     return rows
 
 

@@ -5,7 +5,9 @@ within this one run (machines are noisy: compare ratios, not absolute numbers ac
   backprop, at the attack's batch size;
 - ATEX fine-tuning: student samples / s (seeds x (1 + n_along x n_perp)) and the teacher SmoothGrad
   precomputation in images / s;
-- channels_last vs contiguous layout for training.
+- channels_last vs contiguous layout for training;
+- the targeted map attack (AGG-Mean / Dombrowski) on the vgg_small stand-in: image-iterations / s
+  at batch sizes 1 (the reference code attacks one image pair per run) and 64, per explainer.
 """
 from __future__ import annotations
 
@@ -47,6 +49,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--seeds", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--map-iterations", type=int, default=4)
+    ap.add_argument("--skip", nargs="*", default=[], choices=["attack", "atex", "map"])
     args = ap.parse_args()
     device = torch.device("cpu")
     data = load_fashion_mnist()
@@ -55,6 +59,15 @@ def main() -> None:
     x, y = data.test_x[: args.images], data.test_y[: args.images]
     print(f"machine: {torch.get_num_threads()} torch threads, torch {torch.__version__}")
 
+    if "attack" not in args.skip:
+        bench_attack(args, model, x, y)
+    if "atex" not in args.skip:
+        bench_atex(args, model, data)
+    if "map" not in args.skip:
+        bench_map_attack(args, data)
+
+
+def bench_attack(args, model, x, y) -> None:
     def attack_rate(explainer, batch):
         att = ExplanationManipulation(eps=0.08, steps=args.steps, batch_size=batch, show_progress=False)
         t = best_time(lambda: att(model, explainer, x, y), args.repeats)
@@ -67,6 +80,9 @@ def main() -> None:
           f"{slow:,.0f} with autograd double backprop -> {fast / slow:.2f}x; "
           f"batch 1000: {big:,.0f} ({fast / big:.2f}x slower than batch {args.batch})")
 
+
+
+def bench_atex(args, model, data) -> None:
     atex = ATEX(delta=0.08, n_along=2, n_perp=8, show_progress=False)
     sub = copy.copy(data)
     sub.train_x, sub.train_y = data.train_x[: args.seeds], data.train_y[: args.seeds]
@@ -86,6 +102,34 @@ def main() -> None:
     print(f"ATEX fine-tuning, {atex.batch_size} seeds x {1 + atex.n_along * atex.n_perp} samples per step "
           f"(micro-batch {atex.micro_batch}): {cl:,.0f} student samples/s with channels_last; "
           f"{contiguous:,.0f} contiguous -> {cl / contiguous:.2f}x")
+
+
+def bench_map_attack(args, data) -> None:
+    from robex.attacks.targeted_map import TargetedMapAttack
+    from robex.explainers.aggregate import AggMean
+    from robex.explainers.guided_backprop import GuidedBackprop
+    from robex.explainers.integrated_gradients import IntegratedGradients
+    from robex.explainers.lrp import LRP
+    from robex.models.vgg import vgg_small
+
+    torch.manual_seed(0)
+    model = freeze(prepare_model(vgg_small(), torch.device("cpu")))
+    x, x_t = data.test_x[:64], data.test_x[64:128]
+    with torch.no_grad():
+        cls, cls_t = model(x).argmax(1), model(x_t).argmax(1)
+    explainers = [Gradient(), GuidedBackprop(), LRP(), IntegratedGradients(steps=30),
+                  AggMean(members=[LRP(), GuidedBackprop(), Gradient()])]
+    for ex in explainers:
+        h_t = ex(model, x_t, cls_t)
+        rates = {}
+        for batch in (1, 64):
+            n = batch if batch > 1 else 4  # batch 1: four pairs one after the other
+            its = args.map_iterations if ex.name != "integrated_gradients" else 1
+            att = TargetedMapAttack(iterations=its, batch_size=batch, show_progress=False)
+            t = best_time(lambda: att(model, ex, x[:n], cls[:n], h_target=h_t[:n]), 1)
+            rates[batch] = n * its / t
+        print(f"map attack on vgg_small, {ex.name}: {rates[1]:,.1f} image-iterations/s at batch 1, "
+              f"{rates[64]:,.1f} at batch 64 -> {rates[64] / rates[1]:.1f}x")
 
 
 if __name__ == "__main__":

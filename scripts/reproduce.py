@@ -7,6 +7,7 @@ only computes what is missing. Extra arguments are passed to every run.py call
 """
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -30,18 +31,21 @@ _LAUNCH = re.compile(r"#(\d+) : (.*)")
 
 def run_preset(preset: str, extra: list[str]) -> tuple[int, str]:
     cmd = [sys.executable, "run.py", f"paper={preset}", *extra]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")  # job lines as they happen
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            bufsize=1)
-    current, tail, error = "", [], ""
+                            bufsize=1, env=env)
+    current, tail, error, cached = "", [], "", False
     for line in proc.stdout:
         tail = (tail + [line])[-40:]
         m = _LAUNCH.search(line)
         if m:
             current = f"job #{m.group(1)}: {m.group(2).replace(f'paper={preset}', '').strip()}"
+            cached = False
+        cached = cached or "cached result reused" in line
         m = _JOB_DONE.search(line)
         if m:
-            cached = "(cached)" if "cached result reused" in "".join(tail[-5:]) else ""
-            print(f"  [{preset}] {current} done in {float(m.group(1)):.1f} s {cached}", flush=True)
+            print(f"  [{preset}] {current} done in {float(m.group(1)):.1f} s{' (cached)' if cached else ''}",
+                  flush=True)
         if "robex error" in line or "Error executing job" in line:
             error = error or line.strip()
             print(line.rstrip(), flush=True)

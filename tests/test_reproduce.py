@@ -37,6 +37,7 @@ def test_reproduce_atex_makes_every_artifact_and_resumes_from_cache(tmp_path, fa
     second = _reproduce(tmp_path, fashion_standin)
     done = re.findall(r"^  \[atex_\w+\] job.*$", second, re.M)
     assert len(done) == jobs and all(line.endswith("(cached)") for line in done)
+    assert not any(line.endswith("(cached)") for line in re.findall(r"^  \[atex_tab1\] job.*$", first, re.M))
 
 
 def test_figure_csv_holds_the_plotted_values(tmp_path):

@@ -1,6 +1,7 @@
 """Hydra callback: when a preset's sweep ends, render its table / figure from the jobs' rows."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
@@ -33,13 +34,22 @@ def machine_description() -> str:
             f"torch {torch.__version__} ({torch.get_num_threads()} threads), {gpu}")
 
 
-def provenance(paper: DictConfig, seed: int, wall_s: float, n_jobs: int) -> str:
+def provenance(paper: DictConfig, seed: int, wall_s: float, jobs: list[dict], previous: str | None) -> str:
+    """run.md: command, seed, machine, wall time. A sweep whose jobs all came from the cache keeps the
+    earlier run's record (the cold cost) and only adds when it was re-rendered."""
+    now = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    n_cached = sum(bool(j.get("cached")) for j in jobs)
+    if previous and jobs and n_cached == len(jobs):
+        kept = [line for line in previous.splitlines() if not line.startswith("- re-rendered")]
+        return "\n".join(kept) + f"\n- re-rendered from the cache: {now} ({wall_s:.0f} s)\n"
     command = "python run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    known = [j["compute_s"] for j in jobs if j.get("compute_s") is not None]
     return (f"# {paper.name}: how this was made\n\n"
             f"- command: `{command}`\n- seed: {seed}\n- machine: {machine_description()}\n"
-            f"- wall time of the sweep: {wall_s:.0f} s ({n_jobs} jobs; cached jobs and models are "
-            f"reused, so a re-run is faster than a cold run)\n"
-            f"- finished: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n")
+            f"- wall time of the sweep: {wall_s:.0f} s ({len(jobs)} jobs, {n_cached} of them reused from "
+            f"the cache of earlier presets or runs)\n"
+            f"- compute time of its jobs when first computed: {sum(known):.0f} s (sum over {len(known)} jobs)\n"
+            f"- finished: {now}\n")
 
 
 def job_arrays(sweep_dir: Path) -> list[dict]:
@@ -85,7 +95,9 @@ class RenderOnSweepEnd(Callback):
         out_dir = Path(config.paths.results_dir) / paper.name
         render_preset(rows, paper, out_dir, job_arrays(sweep_dir))
         wall = time.perf_counter() - self.t0
-        atomic_write_text(out_dir / "run.md", provenance(paper, config.seed, wall, len(files)))
+        jobs = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/job.json"))]
+        previous = (out_dir / "run.md").read_text() if (out_dir / "run.md").exists() else None
+        atomic_write_text(out_dir / "run.md", provenance(paper, config.seed, wall, jobs, previous))
         log.info("rendered %s (%d jobs, %.0f s) -> %s", paper.name, len(files), wall, out_dir)
 
 

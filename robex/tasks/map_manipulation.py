@@ -2,7 +2,8 @@
 that explainer and with every explainer of ``evaluate`` (transferability).
 
 Pairs: image i of the first ``n_pairs`` test images gets as target the explanation of test image
-``n_pairs + i`` (for its own predicted class). The attack explains f's predicted class at x.
+``target_offset + i`` (for its own predicted class), so a run with fewer pairs uses a subset of the
+same pairs. The attack explains f's predicted class at x.
 
 Rows (mean and standard error over the pairs), ``explainer`` = the explainer evaluated and
 ``attack`` = ``<attack>[<explainer attacked>]``:
@@ -26,20 +27,22 @@ from robex.tasks.common import mean_se
 
 
 class TargetedMapTask:
-    def __init__(self, evaluate, name: str = "map_manipulation", n_pairs: int = 100, top_fraction: float = 0.1,
-                 keep_maps: int = 4):
+    def __init__(self, evaluate, name: str = "map_manipulation", n_pairs: int = 100, target_offset: int = 100,
+                 top_fraction: float = 0.1, keep_maps: int = 4):
         self.name = name
         self.evaluate = evaluate  # {name: explainer config}
-        self.n_pairs, self.top_fraction, self.keep_maps = int(n_pairs), float(top_fraction), int(keep_maps)
+        self.n_pairs, self.offset = int(n_pairs), max(int(target_offset), int(n_pairs))
+        self.top_fraction, self.keep_maps = float(top_fraction), int(keep_maps)
 
     def __call__(self, ctx):
         cfg = ctx.cfg
         model = ctx.defended_model()
         data = ctx.data()
-        n = self.n_pairs
-        if 2 * n > len(data.test_y):
-            raise RobexError(f"n_pairs={n} needs {2 * n} test images; {data.name} has {len(data.test_y)}")
-        x, x_t = data.test_x[:n].to(ctx.device), data.test_x[n:2 * n].to(ctx.device)
+        n, off = self.n_pairs, self.offset
+        if off + n > len(data.test_y):
+            raise RobexError(f"n_pairs={n} with target_offset={off} needs {off + n} test images; "
+                             f"{data.name} has {len(data.test_y)}")
+        x, x_t = data.test_x[:n].to(ctx.device), data.test_x[off:off + n].to(ctx.device)
         with torch.no_grad():
             cls, cls_t = model(x).argmax(1), model(x_t).argmax(1)
         attacked = instantiate(cfg.explainer)

@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 PAPERS = {
     "atex": ["atex_tab1", "atex_tab2", "atex_tab3", "atex_tab4", "atex_fig2", "atex_fig3", "atex_fig4"],
     "aggmean": ["aggmean_tab1", "aggmean_tab3", "aggmean_fig2", "aggmean_fig11_14", "aggmean_fig5",
-                "aggmean_fig4", "aggmean_tab4", "aggmean_tab2"],
+                "aggmean_fig4", "aggmean_tab4", "aggmean_tab2", "aggmean_tab1_equal_lr"],
 }
 CLAIMS = {"atex": "robex.report.atex_claims", "aggmean": "robex.report.aggmean_claims"}
 # Presets whose data cannot exist offline: a missing-data error renders the table as unavailable.

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.types import RunMode
 from hydra.utils import instantiate
 
 from robex.errors import user_error
@@ -29,7 +30,7 @@ def test_every_preset_composes_with_its_sweep(preset):
     assert cfg.paper.key and cfg.paper.title and cfg.paper.render
     text = (CONF / "paper" / f"{preset}.yaml").read_text()
     assert text.startswith("# @package _global_\n#"), "a preset opens with its header comment"
-    assert cfg.hydra.mode == "MULTIRUN" and cfg.hydra.sweeper.params, "a preset runs its whole sweep"
+    assert cfg.hydra.mode == RunMode.MULTIRUN and cfg.hydra.sweeper.params, "a preset runs its whole sweep"
     tiny = _compose([f"paper={preset}", "debug=tiny"])
     assert tiny.n_eval < cfg.n_eval
 

@@ -58,3 +58,24 @@ def test_figure_csv_holds_the_plotted_values(tmp_path):
     render_adv_training(rows, OmegaConf.create({}), tmp_path)
     csv = pd.read_csv(tmp_path / "figure.csv")
     assert csv["robust_accuracy"].tolist() == [0.1, 0.2, 0.3] and csv["k"].tolist() == [0, 1, 2]
+
+
+def test_reproduce_aggmean_makes_every_artifact_and_marks_table2_unavailable(tmp_path, fashion_standin):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), ROBEX_FASHION_MNIST_ROOT=str(fashion_standin),
+               ROBEX_ANNOTATIONS_ROOT=str(tmp_path / "no_annotations_here"))
+    args = [sys.executable, "scripts/reproduce.py", "aggmean", "debug=tiny", f"paths.cache_dir={tmp_path}/cache",
+            f"paths.outputs={tmp_path}/outputs", f"paths.results_dir={tmp_path}/results"]
+    r = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    results = tmp_path / "results"
+    for preset in ("aggmean_tab1", "aggmean_tab3", "aggmean_tab4"):
+        table = pd.read_csv(results / preset / "table.csv")
+        assert table["robex"].notna().all()
+    for preset in ("aggmean_fig2", "aggmean_fig4", "aggmean_fig5", "aggmean_fig11_14"):
+        assert (results / preset / "figure.png").stat().st_size > 1000
+        assert len(pd.read_csv(results / preset / "figure.csv")) > 0
+    tab2 = (results / "aggmean_tab2" / "table.md").read_text()
+    assert "unavailable" in tab2 and "annotation benchmark" in tab2 and "0.66 / unavailable" in tab2
+    assert "UNAVAILABLE" in r.stdout
+    claims = (results / "aggmean_claims.md").read_text()
+    assert "| MISSING |" not in claims

@@ -28,6 +28,19 @@ def claims(results: Path) -> list[tuple[str, bool | None, str]]:
                         ok, f"AGG-Mean {agg[metric]:.3g}; " + ", ".join(f"{LABELS[m]} {x:.3g}" for m, x in singles.items())))
     else:
         out.append(("Table 1: AGG-Mean more robust than every single method", None, "results/aggmean_tab1 missing"))
+    eq = results / "aggmean_tab1_equal_lr" / "table.csv"
+    if eq.exists():
+        t = pd.read_csv(eq)
+        v = t.pivot_table(index="method", columns="metric", values="robex")
+        parts, ok = [], True
+        for metric, word in (("pcc_delta", "PCC"), ("topk_delta", "top-10%")):
+            singles = v.loc[[m for m in SINGLE if m in v.index], metric]
+            ok &= bool((v.loc["agg_mean", metric] < singles).all())
+            parts.append(f"{word}: AGG-Mean {v.loc['agg_mean', metric]:.3g} vs " +
+                         ", ".join(f"{LABELS[m]} {x:.3g}" for m, x in singles.items()))
+        out.append(("Table 1 with one learning rate for all (robex control): AGG-Mean more robust than every "
+                    "single method in PCC and top-10%", ok, "; ".join(parts) +
+                    f"; MSE on images AGG-Mean {v.loc['agg_mean', 'image_mse']:.2e}"))
     t3 = results / "aggmean_tab3" / "table.csv"
     if t3.exists():
         t = pd.read_csv(t3)

@@ -16,6 +16,7 @@ def save_figure(fig, out_dir: Path, plotted: pd.DataFrame, stem: str = "figure")
     """Write ``stem.png`` and ``stem.csv`` (the plotted values) atomically."""
     import io
 
+    fig.tight_layout(rect=(0, 0, 1, 0.95))  # room for the suptitle; no overlapping axis labels
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)

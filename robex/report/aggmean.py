@@ -34,6 +34,15 @@ def _data_note(rows: pd.DataFrame) -> str:
     return note
 
 
+def _write_method_table(out_dir, paper: DictConfig, sel: pd.DataFrame, explanation: str,
+                        header: list[str], body: list[list[str]], tidy: list[dict]) -> pd.DataFrame:
+    """Write one method-per-row table (Markdown with its data note, and the tidy CSV); return the CSV rows."""
+    md = f"# {paper.title}\n\n{_data_note(sel)}{explanation}\n\n" + markdown_table(header, body)
+    tidy = pd.DataFrame(tidy)
+    write_table(out_dir, "table", tidy, md)
+    return tidy
+
+
 def render_attack_table(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None,
                         with_image_mse: bool = False) -> pd.DataFrame:
     """Tables 1 and 3: per attacked method, the deltas of MSE, PCC and top-10% (and image MSE)."""
@@ -53,12 +62,9 @@ def render_attack_table(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=N
                 cells.append(paper_vs(ref, v, 4 if metric == "image_mse" else 3) + (f" ± {se:.3f}" if se == se and metric != "image_mse" else ""))
         body.append(cells)
     header = ["method"] + [f"{label} (paper / robex)" for label in metrics.values()]
-    md = (f"# {paper.title}\n\n{_data_note(sel)}Each value is m(target, adversarial) - m(target, start), "
-          f"mean ± standard error over the pairs; ideal 0 (MSE: higher is better, PCC and top-k: lower "
-          f"is better).\n\n" + markdown_table(header, body))
-    tidy = pd.DataFrame(tidy)
-    write_table(out_dir, "table", tidy, md)
-    return tidy
+    explanation = ("Each value is m(target, adversarial) - m(target, start), mean ± standard error over "
+                   "the pairs; ideal 0 (MSE: higher is better, PCC and top-k: lower is better).")
+    return _write_method_table(out_dir, paper, sel, explanation, header, body, tidy)
 
 
 def render_image_mse_table(rows, paper, out_dir, arrays=None):
@@ -78,12 +84,9 @@ def render_blank_square_table(rows: pd.DataFrame, paper: DictConfig, out_dir, ar
             cells.append(f"{rep.get(key, '-'):.3g} / {v:.3g}" if v == v else f"{rep.get(key, '-')} / n/a")
         body.append(cells)
     header = ["method", "start (paper / robex)", "after attack (paper / robex)", "share kept (paper / robex)"]
-    md = (f"# {paper.title}\n\n{_data_note(sel)}Relevance mass (heatmaps sum to one) inside the centred "
-          f"square of a quarter of the image, before and after the attack; share kept = after / before "
-          f"per image, averaged.\n\n" + markdown_table(header, body))
-    tidy = pd.DataFrame(tidy)
-    write_table(out_dir, "table", tidy, md)
-    return tidy
+    explanation = ("Relevance mass (heatmaps sum to one) inside the centred square of a quarter of the "
+                   "image, before and after the attack; share kept = after / before per image, averaged.")
+    return _write_method_table(out_dir, paper, sel, explanation, header, body, tidy)
 
 
 def _job(arrays, attacked):

@@ -24,7 +24,6 @@ import torch.nn.functional as F
 
 from robex.attacks.base import AttackResult, per_sample_max
 from robex.errors import RobexError
-from robex.explainers.base import heatmap
 from robex.models.softplus_swap import BetaSchedule, relu_to_softplus
 from robex.utils import progress
 

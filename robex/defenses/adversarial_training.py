@@ -32,7 +32,7 @@ class FGSMAdversarialTraining:
             x_all, y_all = x_all[: self.limit], y_all[: self.limit]
         gen = torch.Generator().manual_seed(self.seed + 4242)
         opt = torch.optim.Adam(model.parameters(), lr=self.lr)
-        total = 0.0
+        total, steps = 0.0, 0
         for epoch in range(self.epochs):
             perm = torch.randperm(len(y_all), generator=gen)
             bar = progress(total=len(perm), desc=f"FGSM adversarial training {epoch + 1}", enabled=self.show_progress)
@@ -46,8 +46,8 @@ class FGSMAdversarialTraining:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                total += loss.item()
+                total, steps = total + loss.item(), steps + 1
                 bar.update(len(idx))
             bar.close()
         model.eval()
-        return {"loss": total / max(1, self.epochs * ((len(y_all) + self.batch_size - 1) // self.batch_size))}
+        return {"loss": total / max(1, steps)}

@@ -123,9 +123,7 @@ def render_transfer(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None)
             records.append(pd.DataFrame({"attacked": src, "evaluated": dst, "metric": metric, "sample": np.arange(len(xs)),
                                          "x_attacked": xs, "y_evaluated": ys}))
     fig.suptitle(paper.title, fontsize=10)
-    plotted = pd.concat(records, ignore_index=True) if records else pd.DataFrame()
-    save_figure(fig, out_dir, plotted)
-    return plotted
+    return save_figure(fig, out_dir, records)
 
 
 def render_aggregate_vs_single(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) -> pd.DataFrame:
@@ -144,9 +142,7 @@ def render_aggregate_vs_single(rows: pd.DataFrame, paper: DictConfig, out_dir, a
                  f"{label} delta, {LABELS.get(agg, agg)} attacked", label)
         records.append(pd.DataFrame({"metric": metric, "sample": np.arange(len(xs)), "x_single": xs, "y_aggregate": ys}))
     fig.suptitle(paper.title, fontsize=9)
-    plotted = pd.concat(records, ignore_index=True) if records else pd.DataFrame()
-    save_figure(fig, out_dir, plotted)
-    return plotted
+    return save_figure(fig, out_dir, records)
 
 
 def render_visual_grid(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) -> pd.DataFrame:
@@ -177,9 +173,7 @@ def render_visual_grid(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=No
             show(axes[r, c], img, f"{LABELS.get(m, m)}: {title}", "hot")
             records.append(pd.DataFrame({"row": m, "panel": key, "pixel": np.arange(img.size), "value": img.ravel()}))
     fig.suptitle(paper.title, fontsize=9)
-    plotted = pd.concat(records, ignore_index=True) if records else pd.DataFrame()
-    save_figure(fig, out_dir, plotted)
-    return plotted
+    return save_figure(fig, out_dir, records)
 
 
 def render_unavailable(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) -> pd.DataFrame:

@@ -6,6 +6,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from robex.report.figures import plt, save_figure, subplots
+from robex.utils import atomic_write_npz
 
 
 def _label(dataset: str, source: str) -> str:
@@ -63,10 +64,7 @@ def render_gallery(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) 
         for key in ("inputs", "baseline", "defended", "labels", "indices"):
             npz[f"{ds}_{key}"] = job[key]
     fig.suptitle("ATEX Fig. 3 (robex): input | baseline gradient map | ATEX (5 iterations) gradient map", fontsize=8)
-    plotted = pd.concat(records, ignore_index=True) if records else pd.DataFrame()
-    save_figure(fig, out_dir, plotted)
-    from robex.utils import atomic_write_npz
-
+    plotted = save_figure(fig, out_dir, records)
     atomic_write_npz(out_dir / "figure_data.npz", npz)
     return plotted
 

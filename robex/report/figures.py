@@ -12,9 +12,14 @@ import pandas as pd  # noqa: E402
 from robex.utils import atomic_write_bytes, atomic_write_text  # noqa: E402
 
 
-def save_figure(fig, out_dir: Path, plotted: pd.DataFrame, stem: str = "figure") -> None:
-    """Write ``stem.png`` and ``stem.csv`` (the plotted values) atomically."""
+def save_figure(fig, out_dir: Path, plotted: pd.DataFrame | list[pd.DataFrame],
+                stem: str = "figure") -> pd.DataFrame:
+    """Write ``stem.png`` and ``stem.csv`` (the plotted values: a frame, or a list of frames to
+    concatenate) atomically; return the plotted frame."""
     import io
+
+    if isinstance(plotted, list):
+        plotted = pd.concat(plotted, ignore_index=True) if plotted else pd.DataFrame()
 
     fig.tight_layout(rect=(0, 0, 1, 0.95))  # room for the suptitle; no overlapping axis labels
     buf = io.BytesIO()
@@ -22,6 +27,7 @@ def save_figure(fig, out_dir: Path, plotted: pd.DataFrame, stem: str = "figure")
     plt.close(fig)
     atomic_write_bytes(Path(out_dir) / f"{stem}.png", buf.getvalue())
     atomic_write_text(Path(out_dir) / f"{stem}.csv", plotted.to_csv(index=False))
+    return plotted
 
 
 def subplots(ncols: int, width: float = 4.0, height: float = 3.2):

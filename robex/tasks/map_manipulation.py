@@ -62,7 +62,7 @@ class TargetedMapTask:
         for name, ev in evaluators.items():
             h_start, h_adv = ev(model, x, cls), ev(model, res.x_adv, cls)
             if attack.target == "other_image":
-                h_tgt = ev(model, x_t, cls_t)
+                h_tgt = h_target if name == attacked.name else ev(model, x_t, cls_t)
                 values = similarity_deltas(h_tgt, h_start, h_adv, self.top_fraction)
                 arrays[f"{name}__map_target"] = h_tgt[: self.keep_maps].cpu().numpy()
             else:

@@ -8,6 +8,7 @@ Metric rows: ``ssim_to_smoothgrad`` (mean, se over the first n_eval test images)
 """
 from __future__ import annotations
 
+import torch
 from hydra.utils import instantiate
 
 from robex.explainers.gradient import Gradient
@@ -30,13 +31,12 @@ class SmoothnessTask:
         reference = instantiate(self.reference)
         x, y = eval_subset(ctx)
         target = explanation_target(base, x, y, self.target)
+        gradient = Gradient()
         values = []
         for s in batches(len(x), self.batch_size):
             h_ref = reference(base, x[s], target[s])
-            h = Gradient()(model, x[s], target[s])
+            h = gradient(model, x[s], target[s])
             values.append(ssim(minmax_normalise(h), minmax_normalise(h_ref)))
-        import torch
-
         m, se, n = mean_se(torch.cat(values).cpu())
         return [ctx.row("accuracy", ctx.test_accuracy(model), k=stages),
                 ctx.row("ssim_to_smoothgrad", m, se, n, k=stages, explainer=reference.name)]

@@ -23,10 +23,17 @@ PAPERS = {
                 "aggmean_fig4", "aggmean_tab4", "aggmean_tab2", "aggmean_tab1_equal_lr"],
 }
 CLAIMS = {"atex": "robex.report.atex_claims", "aggmean": "robex.report.aggmean_claims"}
-# Presets whose data cannot exist offline: a missing-data error renders the table as unavailable.
-MAY_BE_UNAVAILABLE = {"aggmean_tab2"}
 _JOB_DONE = re.compile(r"job done in ([0-9.]+) s")
 _LAUNCH = re.compile(r"#(\d+) : (.*)")
+
+
+def may_be_unavailable(preset: str) -> bool:
+    """A preset whose data cannot exist offline names a ``paper.render_unavailable``: a missing-data
+    error then renders its table as unavailable instead of failing the run."""
+    from omegaconf import OmegaConf
+
+    paper = OmegaConf.load(ROOT / "conf" / "paper" / f"{preset}.yaml").get("paper") or {}
+    return "render_unavailable" in paper
 
 
 def run_preset(preset: str, extra: list[str]) -> tuple[int, str]:
@@ -50,7 +57,7 @@ def run_preset(preset: str, extra: list[str]) -> tuple[int, str]:
             error = error or line.strip()
             print(line.rstrip(), flush=True)
     proc.wait()
-    if proc.returncode != 0 and preset not in MAY_BE_UNAVAILABLE:
+    if proc.returncode != 0 and not may_be_unavailable(preset):
         sys.stdout.write("".join(tail))
     return proc.returncode, error
 
@@ -66,7 +73,7 @@ def main(argv: list[str]) -> int:
         print(f"[{i}/{len(PAPERS[paper])}] {preset} ...", flush=True)
         rc, error = run_preset(preset, extra)
         status = "done" if rc == 0 else "FAILED"
-        if rc != 0 and preset in MAY_BE_UNAVAILABLE and error.startswith("robex error"):
+        if rc != 0 and may_be_unavailable(preset) and error.startswith("robex error"):
             from robex.report.callback import render_unavailable_preset
 
             render_unavailable_preset(preset, error.removeprefix("robex error: "), extra)

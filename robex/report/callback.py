@@ -102,8 +102,8 @@ class RenderOnSweepEnd(Callback):
 
 
 def render_unavailable_preset(preset: str, reason: str, overrides: list[str] = ()) -> Path:
-    """Render a preset whose data is missing: the paper's numbers beside 'unavailable' and the exact
-    reason (the job's error message)."""
+    """Render a preset whose data is missing with its ``paper.render_unavailable``: the paper's
+    numbers beside 'unavailable' and the exact reason (the job's error message)."""
     from hydra import compose, initialize_config_dir
 
     conf = Path(__file__).resolve().parents[2] / "conf"
@@ -114,9 +114,8 @@ def render_unavailable_preset(preset: str, reason: str, overrides: list[str] = (
     paper.unavailable = f"{paper.get('unavailable', '')} ({reason})".strip()
     out_dir = Path(cfg.paths.results_dir) / preset
     out_dir.mkdir(parents=True, exist_ok=True)
-    from robex.report.aggmean import render_unavailable
-
-    render_unavailable(None, paper, out_dir)
+    render = instantiate(paper.render_unavailable, _partial_=True)
+    render(None, paper, out_dir)
     atomic_write_text(out_dir / "run.md", f"# {preset}: unavailable\n\n- reason: {reason}\n"
                       f"- machine: {machine_description()}\n- checked: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n")
     return out_dir

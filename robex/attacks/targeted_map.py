@@ -88,9 +88,7 @@ class TargetedMapAttack:
         facts = {"label_kept": kept.cpu(), "linf": per_sample_max(out - x).cpu(),
                  "objective_before": -((h0 - h_t) ** 2).flatten(1).mean(1).cpu(),
                  "objective_after": -((h1 - h_t) ** 2).flatten(1).mean(1).cpu()}
-        res = AttackResult(out, facts)
-        res.h_target = h_t
-        return res
+        return AttackResult(out, facts)
 
     def _attack_chunk(self, model, explainer, x0, cls, h_t, bar) -> torch.Tensor:
         x0 = x0.detach()

@@ -74,3 +74,29 @@ def test_eps_out_of_range_is_a_clear_error(eps):
         ExplanationManipulation(eps=eps)
     with pytest.raises(RobexError, match="eps"):
         RandomNoise(eps=eps)
+
+
+def test_manipulation_of_a_relu_net_moves_through_the_surrogate_and_refuses_without_it(digits, batch):
+    """A ReLU net's gradient map has zero input-derivative: with surrogate_beta the attack still
+    lowers the top-k mass (on the real model's map, labels kept on the real model); without it the
+    attack stops with a clear error instead of reporting a perfectly robust explanation."""
+    from robex.attacks.manipulation import topk_masks
+    from robex.models.vgg import vgg_small
+
+    x, y = batch
+    x, y = x[:16], y[:16]
+    torch.manual_seed(0)
+    model = vgg_small(image_size=8, widths=(8, 8), hidden=32).eval()
+    kw = dict(objective="untargeted", eps=0.1, steps=20, step_size=0.02, topk=6, batch_size=16,
+              show_progress=False)
+    res = ExplanationManipulation(surrogate_beta=10.0, **kw)(model, Gradient(), x, y)
+    ex = Gradient()
+    h0, h1 = ex(model, x, y), ex(model, res.x_adv, y)
+    mask = topk_masks(h0, 6)
+    assert res.facts["label_kept"].all()
+    assert torch.equal(model(x).argmax(1), model(res.x_adv).argmax(1))
+    assert res.facts["linf"].max() > 0
+    assert ((h1.flatten(1) * mask).sum(1) < (h0.flatten(1) * mask).sum(1)).float().mean() > 0.5
+    assert not any(type(m).__name__ == "BetaSoftplus" for m in model.modules())  # model untouched
+    with pytest.raises(RobexError, match="surrogate_beta"):
+        ExplanationManipulation(surrogate_beta=None, **kw)(model, Gradient(), x, y)

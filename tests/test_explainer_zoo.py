@@ -5,15 +5,17 @@ import torch
 from torch import nn
 
 from robex.explainers.aggregate import AggMean, AggVar
-from robex.explainers.base import heatmap
 from robex.explainers.gradcam import GradCAM
 from robex.explainers.gradient import Gradient
 from robex.explainers.gradient_x_input import GradientXInput
 from robex.explainers.guided_backprop import GuidedBackprop
 from robex.explainers.integrated_gradients import IntegratedGradients
 from robex.explainers.lrp import LRP
-from robex.explainers.smoothgrad import SmoothGrad
+from robex.explainers.noise_tunnel import SmoothGrad
+from robex.normalisers import AbsSumOne
 from robex.pipeline import freeze
+
+heatmap = AbsSumOne()
 
 
 def tiny_relu_net(bias=True, seed=0):
@@ -95,35 +97,46 @@ def test_aggregates_sum_to_one_and_average_their_members(setup):
 
 @pytest.mark.parametrize("make", [Gradient, GradientXInput, GuidedBackprop, LRP,
                                   lambda: IntegratedGradients(steps=4),
-                                  lambda: SmoothGrad(n_samples=3, sigma=0.1),
+                                  lambda: SmoothGrad(n_samples=3, sigma=0.1, relative=False, seed=0),
                                   lambda: GradCAM(layer="3"),
                                   lambda: AggMean(members=[Gradient(), GuidedBackprop(), LRP()])])
-def test_every_explainer_is_differentiable_under_softplus(make, setup):
-    from robex.models.softplus_swap import relu_to_softplus
+def test_every_explainer_pullback_matches_finite_differences_on_the_surrogate(make, setup):
+    """What an attack differentiates is right: <pullback(v), d> equals the central difference of
+    <v, map(x + t d)> (float64, softplus surrogate of the ReLU net). SmoothGrad uses absolute noise:
+    a relative noise level is a per-image constant (detached by design), which a finite difference
+    of the map would differentiate."""
+    import copy
+
+    from robex.models.transforms import softplus_surrogate
 
     model, x, y = setup
+    net, handle = softplus_surrogate(copy.deepcopy(model).double(), beta=10.0)
+    assert handle.count == 3
+    x = x.double().clamp(0.05, 0.95)
     explainer = make()
-    with relu_to_softplus(model, beta=10.0):
-        h, logits, pullback = explainer.heatmap_with_pullback(model, x, y)
-        g = pullback(torch.randn_like(h))
-    assert h.shape == (5, 8, 8) and g.shape == x.shape
-    assert torch.isfinite(g).all() and g.abs().sum() > 0
+    h, _, pullback = explainer.heatmap_with_pullback(net, x, y)
+    gen = torch.Generator().manual_seed(0)
+    v, d = torch.randn(h.shape, generator=gen, dtype=h.dtype), torch.randn(x.shape, generator=gen, dtype=x.dtype)
+    analytic = (pullback(v) * d).sum().item()
+    t = 1e-5
+    numeric = ((v * explainer(net, x + t * d, y)).sum() - (v * explainer(net, x - t * d, y)).sum()).item() / (2 * t)
+    assert abs(analytic) > 1e-8
+    assert abs(analytic - numeric) <= 1e-4 * max(1.0, abs(numeric)), (analytic, numeric)
 
 
-def test_softplus_swap_restores_the_network_exactly(setup):
+def test_softplus_surrogate_leaves_the_model_untouched(setup):
     from robex.models.layers import BetaSoftplus
-    from robex.models.softplus_swap import relu_to_softplus
+    from robex.models.transforms import softplus_surrogate
 
     model, x, _ = setup
-    before = list(model.modules())
+    before = [type(m) for m in model.modules()]
     out = model(x)
-    with relu_to_softplus(model, beta=5.0) as swap:
-        assert swap.count == 3
-        assert sum(isinstance(m, BetaSoftplus) for m in model.modules()) == 3
-        smooth = model(x)
-        swap.set_beta(1e4)
-        sharp = model(x)
-    assert list(model.modules()) == before and all(type(a) is type(b) for a, b in zip(before, model.modules()))
+    net, handle = softplus_surrogate(model, beta=5.0)
+    assert handle.count == 3 and sum(isinstance(m, BetaSoftplus) for m in net.modules()) == 3
+    smooth = net(x)
+    handle.set_beta(1e4)
+    sharp = net(x)
+    assert [type(m) for m in model.modules()] == before and not any(isinstance(m, BetaSoftplus) for m in model.modules())
     torch.testing.assert_close(model(x), out)
     assert (smooth - out).abs().max() > 1e-3  # softplus(5) differs from ReLU ...
     torch.testing.assert_close(sharp, out, atol=1e-3, rtol=0)  # ... and approaches it as beta grows

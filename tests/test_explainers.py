@@ -3,9 +3,10 @@ import torch
 from torch import nn
 
 from robex.explainers import sequential_tape
-from robex.explainers.base import heatmap, input_gradient
+from robex.explainers.base import input_gradient
+from robex.normalisers import AbsSumOne
 from robex.explainers.gradient import Gradient
-from robex.explainers.smoothgrad import SmoothGrad
+from robex.explainers.noise_tunnel import SmoothGrad
 from robex.models.atex_cnn import atex_cnn
 from robex.pipeline import freeze
 
@@ -64,7 +65,7 @@ def test_unsupported_models_fall_back_to_autograd():
 
 def test_heatmap_convention_sums_to_one_over_channels():
     r = torch.randn(3, 3, 5, 5)
-    h = heatmap(r)
+    h = AbsSumOne()(r)
     assert h.shape == (3, 5, 5)
     torch.testing.assert_close(h.flatten(1).sum(1), torch.ones(3))
     torch.testing.assert_close(h[0], r[0].abs().sum(0) / r[0].abs().sum())

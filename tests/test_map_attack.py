@@ -10,7 +10,7 @@ from robex.explainers.gradient import Gradient
 from robex.explainers.guided_backprop import GuidedBackprop
 from robex.explainers.integrated_gradients import IntegratedGradients
 from robex.explainers.lrp import LRP
-from robex.explainers.smoothgrad import SmoothGrad
+from robex.explainers.noise_tunnel import SmoothGrad
 from robex.metrics.attack_success import similarity_deltas
 from robex.models.vgg import vgg_small
 from robex.models.training import train_classifier

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from robex.errors import check_range
+from robex.errors import RobexError, check_range
 
 
 @dataclass
@@ -25,6 +25,27 @@ class AttackResult:
 def project_linf(x: torch.Tensor, x0: torch.Tensor, eps: float) -> torch.Tensor:
     """Project onto the L_inf ball of radius eps around x0, then onto the valid range [0, 1]."""
     return torch.minimum(torch.maximum(x, x0 - eps), x0 + eps).clamp_(0.0, 1.0)
+
+
+def label_kept(model, x0: torch.Tensor, x_adv: torch.Tensor, batch_size: int = 200) -> torch.Tensor:
+    """THE label rule of every attack: (B,) bool, the model's prediction at x_adv equals its
+    prediction at x0. Always measured on the model itself, never on an attack's surrogate."""
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(x0), batch_size):
+            out.append(model(x_adv[s:s + batch_size]).argmax(1) == model(x0[s:s + batch_size]).argmax(1))
+    return torch.cat(out).cpu()
+
+
+def check_gradient(grad: torch.Tensor, attack: str, explainer: str) -> None:
+    """Stop an attack whose gradient is identically zero: it would return x unchanged and report
+    the explanation as perfectly robust. The usual cause is a piecewise-linear (ReLU) network, whose
+    gradient map has zero derivative almost everywhere: attack it through a softplus surrogate."""
+    if not bool(torch.any(grad != 0)):
+        raise RobexError(
+            f"attack {attack}: the gradient of its objective w.r.t. the input is identically zero on "
+            f"explainer {explainer} (a ReLU network's gradient map has zero second derivative); "
+            f"set attack.surrogate_beta (softplus surrogate, e.g. 10) so the attack can move")
 
 
 def validate_eps(eps: float) -> float:

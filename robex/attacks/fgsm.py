@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from robex.attacks.base import AttackResult, per_sample_max, validate_eps
+from robex.attacks.base import AttackResult, label_kept, per_sample_max, validate_eps
 
 
 def fgsm(model, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
@@ -28,9 +28,7 @@ class FGSM:
         model.eval()
         out = torch.cat([fgsm(model, x[s:s + self.batch_size], target[s:s + self.batch_size], self.eps)
                          for s in range(0, len(x), self.batch_size)])
-        with torch.no_grad():
-            kept = torch.cat([model(out[s:s + self.batch_size]).argmax(1) == model(x[s:s + self.batch_size]).argmax(1)
-                              for s in range(0, len(x), self.batch_size)])
+        kept = label_kept(model, x, out, self.batch_size)
         nan = torch.full((len(x),), float("nan"))
-        return AttackResult(out, {"label_kept": kept.cpu(), "linf": per_sample_max(out - x).cpu(),
+        return AttackResult(out, {"label_kept": kept, "linf": per_sample_max(out - x).cpu(),
                                   "objective_before": nan, "objective_after": nan.clone()})

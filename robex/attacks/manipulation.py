@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import torch
 
-from robex.attacks.base import AttackResult, per_sample_max, project_linf, validate_eps
+from robex.attacks.base import AttackResult, check_gradient, label_kept, per_sample_max, project_linf, validate_eps
 from robex.errors import RobexError
+from robex.models.transforms import BetaSchedule, softplus_surrogate
 from robex.utils import progress
 
 
@@ -47,7 +48,8 @@ class _StepAttack:
     """Shared loop: propose a direction per sample, step, project, reject label changes."""
 
     def __init__(self, name: str, eps: float, steps: int, step_size: float, batch_size: int,
-                 seed: int, show_progress: bool):
+                 seed: int, show_progress: bool, surrogate_beta: float | None = None,
+                 surrogate_beta_end: float | None = None):
         self.name = name
         self.eps = validate_eps(eps)
         self.steps = int(steps)
@@ -55,6 +57,7 @@ class _StepAttack:
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         self.show_progress = show_progress
+        self.schedule = None if surrogate_beta is None else BetaSchedule(surrogate_beta, surrogate_beta_end)
         if self.steps < 0 or self.step_size <= 0 or self.batch_size < 1:
             raise RobexError(f"attack {name}: steps >= 0, step_size > 0 and batch_size >= 1 required")
 
@@ -62,6 +65,11 @@ class _StepAttack:
         model.eval()
         n = len(x)
         self._prepare(model, explainer, x, target)
+        self.net, self.handle = model, None
+        if self.schedule is not None:
+            net, handle = softplus_surrogate(model, self.schedule.start)
+            if handle.count:
+                self.net, self.handle = net, handle
         out = torch.empty_like(x)
         facts = {k: torch.empty(n) for k in ("linf", "objective_before", "objective_after")}
         facts["label_kept"] = torch.empty(n, dtype=torch.bool)
@@ -73,8 +81,7 @@ class _StepAttack:
             out[sl] = res.x_adv
             for k, v in res.facts.items():
                 facts[k][sl] = v
-            with torch.no_grad():  # measured, not assumed
-                facts["label_kept"][sl] = model(res.x_adv).argmax(1) == model(x[sl]).argmax(1)
+            facts["label_kept"][sl] = label_kept(model, x[sl], res.x_adv, self.batch_size)
         bar.close()
         return AttackResult(out, facts)
 
@@ -90,8 +97,10 @@ class ExplanationManipulation(_StepAttack):
 
     def __init__(self, name: str = "manip_untargeted", objective: str = "untargeted", eps: float = 0.08,
                  steps: int = 200, step_size: float = 0.02, topk: int = 50, region: int = 5,
-                 batch_size: int = 64, seed: int = 0, show_progress: bool = True):
-        super().__init__(name, eps, steps, step_size, batch_size, seed, show_progress)
+                 batch_size: int = 64, seed: int = 0, show_progress: bool = True,
+                 surrogate_beta: float | None = 10.0, surrogate_beta_end: float | None = None):
+        super().__init__(name, eps, steps, step_size, batch_size, seed, show_progress, surrogate_beta,
+                         surrogate_beta_end)
         if objective not in ("untargeted", "targeted"):
             raise RobexError(f"attack objective={objective!r}: choose 'untargeted' or 'targeted'")
         self.objective = objective
@@ -100,6 +109,8 @@ class ExplanationManipulation(_StepAttack):
         self._masks = None
 
     def _prepare(self, model, explainer, x, target):
+        if not explainer.differentiable:
+            raise RobexError(f"attack {self.name} needs a differentiable explainer; {explainer.name} is not")
         h, w = x.shape[-2:]
         if self.objective == "targeted":
             if not 1 <= self.region <= min(h, w):
@@ -117,7 +128,13 @@ class ExplanationManipulation(_StepAttack):
 
     def _attack_chunk(self, model, explainer, x0, target, sl, bar) -> AttackResult:
         x0 = x0.detach()
-        h0, logits0, _ = explainer.heatmap_with_pullback(model, x0, target)
+        net, surrogate = self.net, self.handle is not None
+        if surrogate:
+            self.handle.set_beta(self.schedule.start)
+        h0, logits0, _ = explainer.heatmap_with_pullback(net, x0, target)
+        if surrogate:
+            with torch.no_grad():
+                logits0 = model(x0)
         pred0 = logits0.argmax(1)
         mask = topk_masks(h0, self.topk) if self.objective == "untargeted" else self._masks[sl].to(x0)
         obj0 = self.objective_value(h0, mask)
@@ -126,7 +143,12 @@ class ExplanationManipulation(_StepAttack):
         view = (-1,) + (1,) * (x0.dim() - 1)
         x, x_base, direction = x0.clone(), x0.clone(), torch.zeros_like(x0)
         for it in range(self.steps + 1):
-            h, logits, pullback = explainer.heatmap_with_pullback(model, x, target)
+            if surrogate:
+                self.handle.set_beta(self.schedule(it, self.steps + 1))
+            h, logits, pullback = explainer.heatmap_with_pullback(net, x, target)
+            if surrogate:
+                with torch.no_grad():
+                    logits = model(x)
             ok = logits.argmax(1) == pred0
             obj = self.objective_value(h, mask)
             better = ok & (obj > best_obj)
@@ -137,6 +159,8 @@ class ExplanationManipulation(_StepAttack):
             with torch.enable_grad():
                 (v,) = torch.autograd.grad(self.objective_value(h_leaf, mask).sum(), h_leaf)
             grad = pullback(v)
+            if it == 0:
+                check_gradient(grad, self.name, explainer.name)
             new_dir = grad / per_sample_max(grad).clamp_min(1e-30).view(view)
             # accepted samples step on from x; rejected ones retry from x_base with half the step
             x_base = torch.where(ok.view(view), x, x_base)

@@ -22,9 +22,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from robex.attacks.base import AttackResult, per_sample_max
+from robex.attacks.base import AttackResult, check_gradient, label_kept, per_sample_max
 from robex.errors import RobexError
-from robex.models.softplus_swap import BetaSchedule, relu_to_softplus
+from robex.models.transforms import BetaSchedule, softplus_surrogate
 from robex.utils import progress
 
 
@@ -78,41 +78,43 @@ class TargetedMapAttack:
         out = torch.empty_like(x)
         bar = progress(total=len(x) * self.iterations, desc=f"attack {self.name} on {explainer.name}",
                        enabled=self.show_progress)
+        net, swap = softplus_surrogate(model, self.schedule.start)  # a copy: the model is not touched
         for s in range(0, len(x), self.batch_size):
             sl = slice(s, s + self.batch_size)
-            out[sl] = self._attack_chunk(model, explainer, x[sl], target[sl], h_t[sl], bar)
+            out[sl] = self._attack_chunk(model, net, swap, explainer, x[sl], target[sl], h_t[sl], bar)
         bar.close()
-        with torch.no_grad():
-            kept = model(out).argmax(1) == model(x).argmax(1)
+        kept = label_kept(model, x, out, batch_size=len(x))
         h0, h1 = explainer(model, x, target), explainer(model, out, target)
-        facts = {"label_kept": kept.cpu(), "linf": per_sample_max(out - x).cpu(),
+        facts = {"label_kept": kept, "linf": per_sample_max(out - x).cpu(),
                  "objective_before": -((h0 - h_t) ** 2).flatten(1).mean(1).cpu(),
                  "objective_after": -((h1 - h_t) ** 2).flatten(1).mean(1).cpu()}
         return AttackResult(out, facts)
 
-    def _attack_chunk(self, model, explainer, x0, cls, h_t, bar) -> torch.Tensor:
+    def _attack_chunk(self, model, net, swap, explainer, x0, cls, h_t, bar) -> torch.Tensor:
+        """Attack one chunk: ``net`` is the softplus surrogate of ``model`` (``swap`` sets its beta)."""
         x0 = x0.detach()
         w_map = self.map_weight(*x0.shape[-2:])
         with torch.no_grad():
             p0 = model(x0).softmax(1)
         x_adv = x0.clone().requires_grad_(True)
         opt = torch.optim.Adam([x_adv], lr=self.lr)
-        with relu_to_softplus(model, self.schedule.start) as swap:
-            for it in range(self.iterations):
-                swap.set_beta(self.schedule(it, self.iterations))
-                h, _, pullback = explainer.heatmap_with_pullback(model, x_adv.detach(), cls)
-                # d/dh of the per-sample map MSE, summed over samples (Adam is per-element: exact batching)
-                v = 2.0 * w_map * (h - h_t) / h[0].numel()
-                grad = pullback(v)
-                with torch.enable_grad():
-                    xa = x_adv.detach().requires_grad_(True)
-                    p = F.softmax(model(xa), 1)
-                    out_loss = self.w_out * ((p - p0) ** 2).mean(1).sum()
-                    (g_out,) = torch.autograd.grad(out_loss, xa)
-                opt.zero_grad(set_to_none=True)
-                x_adv.grad = grad + g_out
-                opt.step()
-                with torch.no_grad():
-                    x_adv.clamp_(self.low, self.high)
-                bar.update(len(x0))
+        for it in range(self.iterations):
+            swap.set_beta(self.schedule(it, self.iterations))
+            h, _, pullback = explainer.heatmap_with_pullback(net, x_adv.detach(), cls)
+            # d/dh of the per-sample map MSE, summed over samples (Adam is per-element: exact batching)
+            v = 2.0 * w_map * (h - h_t) / h[0].numel()
+            grad = pullback(v)
+            if it == 0 and bool((h != h_t).any()):
+                check_gradient(grad, self.name, explainer.name)
+            with torch.enable_grad():
+                xa = x_adv.detach().requires_grad_(True)
+                p = F.softmax(net(xa), 1)
+                out_loss = self.w_out * ((p - p0) ** 2).mean(1).sum()
+                (g_out,) = torch.autograd.grad(out_loss, xa)
+            opt.zero_grad(set_to_none=True)
+            x_adv.grad = grad + g_out
+            opt.step()
+            with torch.no_grad():
+                x_adv.clamp_(self.low, self.high)
+            bar.update(len(x0))
         return x_adv.detach()

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from robex.errors import RobexError, check_range
-from robex.explainers.smoothgrad import SmoothGrad
+from robex.explainers.noise_tunnel import SmoothGrad
 from robex.utils import batches, progress
 
 

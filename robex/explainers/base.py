@@ -1,4 +1,4 @@
-"""The explainer interface and robex's single heatmap normalisation convention."""
+"""The explainer interface: raw attributions, a configurable normalisation step, capabilities."""
 from __future__ import annotations
 
 from typing import Callable
@@ -6,16 +6,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-_TINY = 1e-12
-
-
-def heatmap(relevance: torch.Tensor) -> torch.Tensor:
-    """THE normalisation convention of robex (all explainers, attacks and metrics use it):
-    sum |relevance| over channels, then divide by the image's total so each map sums to one.
-    (B, C, H, W) -> (B, H, W). For a gradient this is the paper-standard relative importance
-    |phi_t| / ||phi||_1."""
-    h = relevance.abs().sum(1)
-    return h / h.flatten(1).sum(1).clamp_min(_TINY).view(-1, 1, 1)
+from robex.normalisers import DEFAULT, Normaliser
 
 
 def input_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor,
@@ -32,28 +23,41 @@ def input_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor,
 
 
 class Explainer:
-    """Base class. Subclasses implement :meth:`attribute` (signed relevance, x's shape)."""
+    """Base class. Subclasses implement :meth:`attribute`: the raw, signed relevance (x's shape).
 
-    def __init__(self, name: str):
+    Calling the explainer gives ``normalise(attribute(...))``; ``normalise`` is a
+    :class:`robex.normalisers.Normaliser` chosen in the explainer's config (default: |R| summed
+    over channels, scaled to sum to one). Capabilities, read by attacks and tasks:
+    ``differentiable`` (attribute supports create_graph, so attacks can back-propagate through it)
+    and ``stochastic`` (the map depends on random draws; such explainers take a ``seed``).
+    ``version`` is the code version in every cache key that names the explainer
+    (:func:`robex.cache.with_versions`): bump it when a change alters the maps or their gradients."""
+
+    differentiable = True
+    stochastic = False
+    version = 1
+
+    def __init__(self, name: str, normalise: Normaliser | None = None):
         self.name = name
+        self.normalise = DEFAULT if normalise is None else normalise
 
     def attribute(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor,
                   create_graph: bool = False) -> torch.Tensor:
         raise NotImplementedError
 
     def __call__(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Normalised heatmap (B, H, W), detached."""
-        return heatmap(self.attribute(model, x, target)).detach()
+        """The normalised map (B, H, W for the default normaliser), detached."""
+        return self.normalise(self.attribute(model, x, target)).detach()
 
     def heatmap_with_pullback(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor
                               ) -> tuple[torch.Tensor, torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
-        """(heatmap, logits, pullback) at x, where pullback(v) = d <v, heatmap(x)> / dx.
+        """(map, logits, pullback) at x, where pullback(v) = d <v, map(x)> / dx.
 
         This is what an explanation attack needs each step. The generic version uses double
         backprop; subclasses may provide exact faster routes. ``pullback`` may be called once."""
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():
-            h = heatmap(self.attribute(model, x, target, create_graph=True))
+            h = self.normalise(self.attribute(model, x, target, create_graph=True))
         with torch.no_grad():
             logits = model(x)
 

@@ -13,8 +13,8 @@ class GradCAM(Explainer):
     output of ``layer``: a module name of the model, or ``auto`` for the last module (in execution
     order) with a 4-d output that is not a pooling layer (the last conv block's activation)."""
 
-    def __init__(self, name: str = "gradcam", layer: str = "", relu: bool = True):
-        super().__init__(name)
+    def __init__(self, name: str = "gradcam", layer: str = "", relu: bool = True, normalise=None):
+        super().__init__(name, normalise)
         self.layer, self.relu = layer, relu
         self._auto: dict[int, str] = {}
 

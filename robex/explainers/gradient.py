@@ -4,14 +4,14 @@ from __future__ import annotations
 import torch
 
 from robex.explainers import sequential_tape
-from robex.explainers.base import Explainer, heatmap, input_gradient
+from robex.explainers.base import Explainer, input_gradient
 
 
 class Gradient(Explainer):
     """relevance = d logit_target / dx."""
 
-    def __init__(self, name: str = "gradient"):
-        super().__init__(name)
+    def __init__(self, name: str = "gradient", normalise=None):
+        super().__init__(name, normalise)
 
     def attribute(self, model, x, target, create_graph=False):
         return input_gradient(model, x, target, create_graph)
@@ -22,7 +22,7 @@ class Gradient(Explainer):
         phi, logits, pull_phi = sequential_tape.gradient_with_pullback(model, x, target)
         phi = phi.requires_grad_(True)
         with torch.enable_grad():
-            h = heatmap(phi)
+            h = self.normalise(phi)
 
         def pullback(v: torch.Tensor) -> torch.Tensor:
             (v_phi,) = torch.autograd.grad(h, phi, v)

@@ -1,9 +1,10 @@
 """Guided backpropagation (Springenberg et al. 2014), differentiable for attacks.
 
-Each ReLU-like activation (nn.ReLU, or the BetaSoftplus of a softplus-swapped network) keeps its
+Each ReLU-like activation (nn.ReLU, or the BetaSoftplus of a softplus surrogate) keeps its
 forward value but, in the backward pass, lets only positive gradients through, scaled by its own
 derivative (1[z > 0] for ReLU, sigmoid(beta z) for softplus). The modified backward is written with
-differentiable torch ops, so double backprop through it works.
+differentiable torch ops, and its slopes are read from a plain forward pass, so double backprop
+through it is the true derivative of the map (checked against finite differences in the tests).
 """
 from __future__ import annotations
 
@@ -17,9 +18,14 @@ from robex.models.layers import BetaSoftplus
 
 
 class _GuidedActivation(torch.autograd.Function):
+    """Value: the activation's output. Backward: the guided rule, with the slope taken at ``z_true``,
+    the pre-activation of a separate plain forward pass. Its graph is the true network's, so a
+    second-order gradient (an attack through the map) differentiates the slopes correctly; using the
+    guided pass's own pre-activation would route that derivative through the guided rule again."""
+
     @staticmethod
-    def forward(ctx, z, output, beta):
-        ctx.save_for_backward(z)
+    def forward(ctx, z, output, z_true, beta):
+        ctx.save_for_backward(z_true)
         ctx.beta = beta
         return output.clone()
 
@@ -27,18 +33,26 @@ class _GuidedActivation(torch.autograd.Function):
     def backward(ctx, grad):
         (z,) = ctx.saved_tensors
         slope = (z > 0).to(grad.dtype) if ctx.beta is None else torch.sigmoid(ctx.beta * z)
-        return grad.clamp(min=0) * slope, None, None
+        return grad.clamp(min=0) * slope, None, None, None
 
 
-def _hook(module, inputs, output):
-    beta = module.beta if isinstance(module, BetaSoftplus) else None
-    return _GuidedActivation.apply(inputs[0], output, beta)
+def _activations(model: nn.Module):
+    return [m for m in model.modules() if isinstance(m, (nn.ReLU, BetaSoftplus))]
 
 
 @contextmanager
-def guided(model: nn.Module):
-    """Temporarily give every ReLU / BetaSoftplus module of ``model`` the guided backward."""
-    handles = [m.register_forward_hook(_hook) for m in model.modules() if isinstance(m, (nn.ReLU, BetaSoftplus))]
+def guided(model: nn.Module, pre_activations: dict):
+    """Give every ReLU / BetaSoftplus module of ``model`` the guided backward; ``pre_activations``
+    maps each module to the pre-activations of a plain forward pass, in call order."""
+    calls = {m: 0 for m in pre_activations}
+
+    def hook(module, inputs, output):
+        z_true = pre_activations[module][calls[module]]
+        calls[module] += 1
+        beta = module.beta if isinstance(module, BetaSoftplus) else None
+        return _GuidedActivation.apply(inputs[0], output, z_true, beta)
+
+    handles = [m.register_forward_hook(hook) for m in pre_activations]
     try:
         yield model
     finally:
@@ -46,10 +60,35 @@ def guided(model: nn.Module):
             h.remove()
 
 
+def plain_pre_activations(model: nn.Module, x: torch.Tensor) -> dict:
+    """Run the plain network on x (with graph) and record each activation module's inputs."""
+    store = {m: [] for m in _activations(model)}
+    handles = [m.register_forward_hook(lambda mod, i, o: store[mod].append(i[0])) for m in store]
+    try:
+        model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return store
+
+
 class GuidedBackprop(Explainer):
-    def __init__(self, name: str = "guided_backprop"):
-        super().__init__(name)
+    # 2: the map's input-gradient (used by attacks) follows the plain network's forward pass; version
+    # 1 routed it through the guided rule, which gave a wrong second-order gradient.
+    version = 2
+
+    def __init__(self, name: str = "guided_backprop", normalise=None):
+        super().__init__(name, normalise)
 
     def attribute(self, model, x, target, create_graph=False):
-        with guided(model):
-            return input_gradient(model, x, target, create_graph)
+        if not create_graph:
+            with torch.no_grad():
+                pre = plain_pre_activations(model, x)
+            with guided(model, pre):
+                return input_gradient(model, x, target)
+        with torch.enable_grad():
+            if not x.requires_grad:
+                x = x.detach().requires_grad_(True)
+            pre = plain_pre_activations(model, x)
+            with guided(model, pre):
+                return input_gradient(model, x, target, create_graph=True)

@@ -13,8 +13,8 @@ from robex.explainers.base import Explainer
 
 class IntegratedGradients(Explainer):
     def __init__(self, name: str = "integrated_gradients", steps: int = 30, baseline: float = 0.0,
-                 on_softmax: bool = True, max_batch: int = 512):
-        super().__init__(name)
+                 on_softmax: bool = True, max_batch: int = 512, normalise=None):
+        super().__init__(name, normalise)
         self.steps, self.baseline, self.on_softmax, self.max_batch = int(steps), float(baseline), on_softmax, int(max_batch)
 
     def attribute(self, model, x, target, create_graph=False):

@@ -30,8 +30,8 @@ def lrp_composite(model: nn.Module, low: float, high: float, stabilizer: float):
 
 
 class LRP(Explainer):
-    def __init__(self, name: str = "lrp", low: float = 0.0, high: float = 1.0, stabilizer: float = 1e-6):
-        super().__init__(name)
+    def __init__(self, name: str = "lrp", low: float = 0.0, high: float = 1.0, stabilizer: float = 1e-6, normalise=None):
+        super().__init__(name, normalise)
         self.low, self.high, self.stabilizer = float(low), float(high), float(stabilizer)
 
     def attribute(self, model, x, target, create_graph=False):

@@ -8,6 +8,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from robex.errors import RobexError
+from robex.metrics.base import Metric, MetricInfo, nan_where_not_finite
+
 
 def _flat(a: torch.Tensor) -> torch.Tensor:
     return a.reshape(len(a), -1).double()
@@ -88,3 +91,38 @@ def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0, win_size: in
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (sxx + syy + c2))
     return s.flatten(1).mean(1).float()
+
+
+# -- the same measures as configurable metrics with metadata (robex.metrics.base) -----------------
+
+
+class Spearman(Metric):
+    """Spearman rank correlation between the clean and the attacked map (average ranks for ties)."""
+
+    info = MetricInfo(kind="pair", higher_is_better=True, range=(-1.0, 1.0),
+                      citation="Ghorbani, Abid & Zou 2019, 'Interpretation of neural networks is fragile'")
+
+    def __call__(self, inputs):
+        return nan_where_not_finite(spearman(inputs.h_clean, inputs.h_adv), inputs.h_clean, inputs.h_adv)
+
+
+class TopKIntersection(Metric):
+    """Share of the clean map's top-k pixels that are also in the attacked map's top-k."""
+
+    info = MetricInfo(kind="pair", higher_is_better=True, range=(0.0, 1.0),
+                      citation="Ghorbani, Abid & Zou 2019, 'Interpretation of neural networks is fragile'")
+
+    def __init__(self, k: int = 50):
+        if int(k) < 1:
+            raise RobexError(f"top-k intersection: k={k} must be >= 1")
+        self.k = int(k)
+
+    def params(self):
+        return {"k": self.k}
+
+    def __call__(self, inputs):
+        n = inputs.h_clean[0].numel()
+        if self.k > n:
+            raise RobexError(f"top-k intersection: k={self.k} exceeds the {n} pixels of a map")
+        values = topk_intersection(inputs.h_clean, inputs.h_adv, self.k)
+        return nan_where_not_finite(values, inputs.h_clean, inputs.h_adv)

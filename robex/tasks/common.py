@@ -19,6 +19,20 @@ def mean_se(values: torch.Tensor) -> tuple[float, float, int]:
     return v.mean().item(), se, n
 
 
+def summary_rows(ctx, per_sample: dict, **columns) -> list[dict]:
+    """One row per per-sample tensor: mean and standard error over its finite entries; where some
+    entries are NaN, an extra ``<name>__nan`` row counts them (never dropped silently)."""
+    rows = []
+    for name, values in per_sample.items():
+        v = values.detach().float().cpu().flatten()
+        m, se, n = mean_se(v)
+        rows.append(ctx.row(name, m, se, n, **columns))
+        missing = int((~torch.isfinite(v)).sum())
+        if missing and not name.startswith("objective_"):
+            rows.append(ctx.row(f"{name}__nan", missing, n=len(v), **columns))
+    return rows
+
+
 def explanation_target(model, x: torch.Tensor, y: torch.Tensor, which: str) -> torch.Tensor:
     """The class whose explanation is computed: the true ``label`` or the model's ``prediction``."""
     if which == "label":

@@ -1,11 +1,11 @@
-"""ATEX Fig. 3: cases of (input, baseline gradient map, defended model's gradient map) for a
-seeded random choice of test images. Returns the maps as arrays (``inputs``, ``baseline``,
+"""ATEX Fig. 3: cases of (input, baseline map, defended model's map) with the job's ``explainer``
+(the vanilla gradient in the paper), for a seeded random choice of test images. Returns the maps as arrays (``inputs``, ``baseline``,
 ``defended``, ``labels``, ``indices``); the renderer draws the grid."""
 from __future__ import annotations
 
 import torch
+from hydra.utils import instantiate
 
-from robex.explainers.gradient import Gradient
 from robex.tasks.common import explanation_target
 
 
@@ -23,7 +23,7 @@ class GalleryTask:
         x, y = data.test_x[idx].to(ctx.device), data.test_y[idx].to(ctx.device)
         base, model = ctx.trained_model(), ctx.defended_model()
         target = explanation_target(base, x, y, self.target)
-        ex = Gradient()
+        ex = instantiate(ctx.cfg.explainer)
         arrays = {"inputs": x[:, 0].cpu().numpy(), "baseline": ex(base, x, target).cpu().numpy(),
                   "defended": ex(model, x, target).cpu().numpy(), "labels": y.cpu().numpy(),
                   "indices": idx.numpy()}

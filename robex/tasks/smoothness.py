@@ -1,7 +1,8 @@
-"""ATEX Fig. 2 (Sec. 4.3): are a model's vanilla-gradient maps close to SmoothGrad?
+"""ATEX Fig. 2 (Sec. 4.3): are a model's maps (the job's ``explainer``, the vanilla gradient in the
+paper) close to SmoothGrad?
 
 Reference: SmoothGrad of the *normally trained* model (``reference`` explainer, 100 Gaussian noise
-copies in the paper). Compared: the vanilla-gradient map of the job's model (baseline for
+copies in the paper). Compared: the job explainer's map of the job's model (baseline for
 defense=none, ATEX after k iterations for defense=atex). Both heatmaps are scaled to [0, 1]
 (min-max per map) before SSIM (Gaussian window 11, sigma 1.5, data range 1).
 Metric rows: ``ssim_to_smoothgrad`` (mean, se over the first n_eval test images) and ``accuracy``.
@@ -11,7 +12,6 @@ from __future__ import annotations
 import torch
 from hydra.utils import instantiate
 
-from robex.explainers.gradient import Gradient
 from robex.metrics.similarity import minmax_normalise, ssim
 from robex.tasks.common import eval_subset, explanation_target, mean_se
 from robex.utils import batches
@@ -31,11 +31,11 @@ class SmoothnessTask:
         reference = instantiate(self.reference)
         x, y = eval_subset(ctx)
         target = explanation_target(base, x, y, self.target)
-        gradient = Gradient()
+        explainer = instantiate(ctx.cfg.explainer)
         values = []
         for s in batches(len(x), self.batch_size):
             h_ref = reference(base, x[s], target[s])
-            h = gradient(model, x[s], target[s])
+            h = explainer(model, x[s], target[s])
             values.append(ssim(minmax_normalise(h), minmax_normalise(h_ref)))
         m, se, n = mean_se(torch.cat(values).cpu())
         return [ctx.row("accuracy", ctx.test_accuracy(model), k=stages),

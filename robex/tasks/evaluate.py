@@ -1,0 +1,61 @@
+"""The generic evaluation: model -> explain -> (attack) -> explain -> metrics from config.
+
+For the job's (defended) model: its clean test accuracy; then, on the first ``n_eval`` test images,
+the explainer's map of x (class: the true ``label`` or the model's ``prediction``), the attack
+(``attack=none`` leaves x unchanged), the map of the attacked x', and every metric of ``metrics``
+(a dict name -> metric config, see :mod:`robex.metrics.base`):
+
+- ``pair`` metrics compare the clean and the attacked map (row ``<name>``);
+- ``map`` metrics score the clean map (row ``<name>``) and, under an attack, the attacked map
+  (row ``<name>_attacked``);
+- ``model`` metrics receive the model, inputs and targets as well.
+
+The attack's own per-sample facts (``label_kept``, ``linf``, ``objective_before``,
+``objective_after``) are rows too. Each row is a mean with its standard error over the images; a
+sample whose value is NaN is not averaged, and the number of such samples is its own row
+(``<name>__nan``) whenever it is not zero, so nothing is dropped silently.
+"""
+from __future__ import annotations
+
+from hydra.utils import instantiate
+
+from robex.errors import RobexError
+from robex.metrics.base import Metric, MetricInputs
+from robex.tasks.common import eval_subset, explanation_target, summary_rows
+
+
+class EvaluateTask:
+    def __init__(self, metrics, name: str = "evaluate", target: str = "label"):
+        self.name = name
+        self.target = target
+        self.metrics: dict[str, Metric] = dict(metrics or {})
+        if not self.metrics:
+            raise RobexError("task.metrics is empty: name at least one metric")
+        for key, m in self.metrics.items():
+            if not isinstance(m, Metric):
+                raise RobexError(f"task.metrics.{key} is not a robex metric (got {type(m).__name__})")
+
+    def __call__(self, ctx) -> list[dict]:
+        cfg = ctx.cfg
+        stages = ctx.defense(cfg.defense).stages
+        model = ctx.defended_model()
+        explainer = instantiate(cfg.explainer)
+        attack = instantiate(cfg.attack)
+        n_acc = int(cfg.get("accuracy_limit") or len(ctx.data().test_y))
+        rows = [ctx.row("accuracy", ctx.test_accuracy(model), n=n_acc, k=stages)]
+        x, y = eval_subset(ctx)
+        target = explanation_target(model, x, y, self.target)
+        h_clean = explainer(model, x, target)
+        result = attack(model, explainer, x, target)
+        h_adv = explainer(model, result.x_adv, target)
+        inputs = MetricInputs(h_clean=h_clean, h_adv=h_adv, x=x, x_adv=result.x_adv, model=model, target=target)
+        per_sample = {}
+        for key, metric in self.metrics.items():
+            if metric.info.kind == "map":
+                per_sample[key] = metric(inputs)
+                if getattr(attack, "name", "none") != "none":
+                    per_sample[f"{key}_attacked"] = metric(MetricInputs(h_clean=h_adv))
+            else:
+                per_sample[key] = metric(inputs)
+        per_sample.update(result.facts)
+        return rows + summary_rows(ctx, per_sample, k=stages)

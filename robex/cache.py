@@ -1,5 +1,5 @@
 """On-disk cache of trained models and finished job results, keyed by a hash of the config that
-determines them. Files are written atomically; every checkpoint has a sha256 sidecar and is loaded
+determines them and of the code versions of the components it names (``with_versions``). Files are written atomically; every checkpoint has a sha256 sidecar and is loaded
 with ``weights_only=True``, so a truncated or altered file is detected (and recomputed), never used."""
 from __future__ import annotations
 
@@ -17,13 +17,40 @@ from robex.utils import atomic_write_bytes, atomic_write_npz, atomic_write_text,
 log = logging.getLogger(__name__)
 
 
+def component_version(target: str) -> int:
+    """The ``version`` attribute of the class or function a ``_target_`` names (1 if it has none).
+    Bump a component's ``version`` whenever a change alters the numbers it computes: every cached
+    model and job that used it is then recomputed instead of reused."""
+    from hydra.utils import get_object
+
+    try:
+        obj = get_object(target)
+    except Exception as exc:  # an unknown target is a config error, reported at instantiate time
+        raise ValueError(f"cache key: cannot import _target_ {target!r} ({exc})") from exc
+    return int(getattr(obj, "version", 1))
+
+
+def with_versions(spec: Any) -> Any:
+    """A copy of ``spec`` in which every mapping with a ``_target_`` also records that component's
+    code version under ``_version`` (nested components too: an aggregate's members, ...)."""
+    if isinstance(spec, dict):
+        out = {k: with_versions(v) for k, v in spec.items()}
+        if isinstance(spec.get("_target_"), str):
+            out["_version"] = component_version(spec["_target_"])
+        return out
+    if isinstance(spec, (list, tuple)):
+        return [with_versions(v) for v in spec]
+    return spec
+
+
 class Cache:
     def __init__(self, root: str | Path, enabled: bool = True):
         self.root = Path(root)
         self.enabled = enabled
 
     def key(self, spec: Any) -> str:
-        return stable_hash(spec)
+        """Hash of the spec and of the versions of the components it names."""
+        return stable_hash(with_versions(spec))
 
     def _path(self, kind: str, key: str, suffix: str) -> Path:
         return self.root / kind / f"{key}{suffix}"

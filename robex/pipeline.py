@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from robex.cache import Cache
 from robex.errors import check_range
-from robex.models.training import accuracy, train_classifier
+from robex.models.training import TRAINING_VERSION, accuracy, train_classifier
 from robex.report.schema import write_metrics
 from robex.utils import atomic_write_npz, atomic_write_text, resolve_device, seed_everything
 
@@ -32,6 +32,12 @@ log = logging.getLogger("robex")
 _DATA_MEMO: dict[str, Any] = {}
 _MODEL_MEMO: dict[str, torch.nn.Module] = {}
 _DEFENSE_MEMO: dict[str, Any] = {}
+
+
+def _copy_of(model: torch.nn.Module) -> torch.nn.Module:
+    """What the model memo hands out: a frozen deep copy, so a task that changes its model in place
+    (cascade randomisation, a surrogate swap) cannot change the model a later job receives."""
+    return freeze(copy.deepcopy(model))
 
 
 def _plain(node) -> Any:
@@ -92,7 +98,7 @@ class Context:
         spec = self.train_spec()
         key = self.cache.key(spec)
         if key in _MODEL_MEMO:
-            return _MODEL_MEMO[key]
+            return _copy_of(_MODEL_MEMO[key])
         seed_everything(int(self.cfg.seed))
         model = self.new_model()
         epochs = self.cfg.train.epochs
@@ -118,7 +124,7 @@ class Context:
                                                   "spec": str(spec)})
         freeze(model)
         _MODEL_MEMO[key] = model
-        return model
+        return _copy_of(model)
 
     def defense_spec(self, defense_cfg, stage: int, on: tuple | None = None) -> dict:
         base_spec = self.train_spec() if on is None else on[0]
@@ -147,7 +153,7 @@ class Context:
         spec = self.defense_spec(defense_cfg, stages, on)
         key = self.cache.key(spec)
         if key in _MODEL_MEMO:
-            return _MODEL_MEMO[key]
+            return _copy_of(_MODEL_MEMO[key])
         state = self.cache.load_state("defended", key)
         model = self.new_model()
         if state is not None:
@@ -167,7 +173,7 @@ class Context:
             self.cache.save_state("defended", key, {"state_dict": model.state_dict(), "spec": str(spec)})
         freeze(model)
         _MODEL_MEMO[key] = model
-        return model
+        return _copy_of(model)
 
     def test_accuracy(self, model) -> float:
         data = self.data()
@@ -204,9 +210,10 @@ def freeze(model: torch.nn.Module) -> torch.nn.Module:
 
 # -- the job --------------------------------------------------------------------------------------
 def train_spec(cfg: DictConfig) -> dict:
-    """What determines the normally trained model."""
+    """What determines the normally trained model (``training_version``: the training loop's code
+    version, bumped when a change to it alters the trained weights)."""
     return {"dataset": _spec(cfg.dataset), "model": _spec(cfg.model), "train": _plain(cfg.train),
-            "seed": int(cfg.seed)}
+            "seed": int(cfg.seed), "training_version": TRAINING_VERSION}
 
 
 def job_spec(cfg: DictConfig) -> dict:

@@ -30,3 +30,47 @@ def test_json_results_round_trip_and_keys_ignore_dict_order(tmp_path):
     cache.save_json("jobs", "j", {"x": [1.5]})
     assert cache.load_json("jobs", "j") == {"x": [1.5]}
     assert cache.load_json("jobs", "missing") is None
+
+
+def test_cache_key_changes_with_a_components_code_version(tmp_path, monkeypatch):
+    """A bug fix that bumps a component's ``version`` must invalidate every key that names it,
+    nested members included, and leave other keys alone."""
+    from robex.explainers.gradient import Gradient
+    from robex.explainers.lrp import LRP
+
+    cache = Cache(tmp_path)
+    grad = {"_target_": "robex.explainers.gradient.Gradient", "name": "gradient"}
+    lrp = {"_target_": "robex.explainers.lrp.LRP", "name": "lrp"}
+    agg = {"_target_": "robex.explainers.aggregate.AggMean", "members": [grad, lrp]}
+    before = {k: cache.key(v) for k, v in {"grad": grad, "lrp": lrp, "agg": agg}.items()}
+    monkeypatch.setattr(Gradient, "version", Gradient.version + 1, raising=False)
+    after = {k: cache.key(v) for k, v in {"grad": grad, "lrp": lrp, "agg": agg}.items()}
+    assert after["grad"] != before["grad"] and after["agg"] != before["agg"]
+    assert after["lrp"] == before["lrp"] and LRP.version == 1
+
+
+def test_model_memo_hands_out_copies_a_task_cannot_corrupt(tmp_path):
+    """Changing the model one job received in place (as cascade randomisation does) must not change
+    the model the next job receives from the in-process memo."""
+    from omegaconf import OmegaConf
+
+    from robex.pipeline import Context, _MODEL_MEMO
+
+    cfg = OmegaConf.create({
+        "seed": 0, "progress": False,
+        "dataset": {"_target_": "robex.data.mnist_like.load_digits", "name": "digits"},
+        "model": {"_target_": "robex.models.atex_cnn.atex_cnn", "name": "cnn", "image_size": 8,
+                  "channels": 4, "hidden": 8, "beta": 10.0},
+        "train": {"epochs": 1, "batch_size": 64, "lr": 1e-3, "limit": 200}})
+    _MODEL_MEMO.clear()
+    ctx = Context(cfg, torch.device("cpu"), Cache(tmp_path))
+    first = ctx.trained_model()
+    reference = {k: v.clone() for k, v in first.state_dict().items()}
+    with torch.no_grad():
+        for p in first.parameters():
+            p.normal_()
+    second = ctx.trained_model()
+    assert second is not first and not any(p.requires_grad for p in second.parameters())
+    for k, v in second.state_dict().items():
+        torch.testing.assert_close(v, reference[k])
+    _MODEL_MEMO.clear()

@@ -12,6 +12,10 @@ from robex.utils import batches, progress
 
 log = logging.getLogger(__name__)
 
+# Code version of the training loop, part of every trained model's cache key (robex.pipeline.train_spec):
+# bump it when a change here alters the trained weights.
+TRAINING_VERSION = 1
+
 
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:

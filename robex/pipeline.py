@@ -22,7 +22,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from robex.cache import Cache
-from robex.errors import check_range
+from robex.errors import RobexError, check_range
 from robex.models.training import TRAINING_VERSION, accuracy, train_classifier
 from robex.report.schema import write_metrics
 from robex.utils import atomic_write_npz, atomic_write_text, resolve_device, seed_everything
@@ -224,16 +224,29 @@ def job_spec(cfg: DictConfig) -> dict:
             "seed": cfg.seed}
 
 
+_ABSENT = object()
+
+
 def apply_debug(cfg: DictConfig) -> None:
-    """``debug=tiny`` lists per-group overrides under ``debug.overrides`` (keys may be dotted);
-    apply those whose key exists in the chosen option, so one debug file fits every option."""
-    overrides = cfg.get("debug", {}) or {}
-    overrides = overrides.get("overrides", {}) or {}
-    for group, values in overrides.items():
-        for k, v in values.items():
+    """Apply a debug mode (``debug=tiny``): ``debug.options.<group>.<option>`` holds the dotted keys
+    to set in the job's chosen option of that group. Strict, so nothing runs at full size unnoticed:
+    an option with no entry, or an entry naming a key the option lacks, is an error."""
+    debug = cfg.get("debug") or {}
+    options = debug.get("options") or {}
+    mode = debug.get("name", "debug")
+    where = f"conf/debug/{mode}.yaml"
+    for group, table in options.items():
+        chosen = cfg[group].get("name")
+        if chosen not in table:
+            raise RobexError(f"debug={mode} has no entry for {group} option {chosen!r}: add "
+                             f"'{chosen}: {{...}}' under debug.options.{group} in {where} "
+                             f"(an empty {{}} if it has nothing to shrink)")
+        for k, v in (table[chosen] or {}).items():
             path = f"{group}.{k}"
-            if OmegaConf.select(cfg, path, default="__absent__") != "__absent__":
-                OmegaConf.update(cfg, path, v, merge=False)
+            if OmegaConf.select(cfg, path, default=_ABSENT) is _ABSENT:
+                raise RobexError(f"debug={mode}: {path} matches nothing in {group} option {chosen!r} "
+                                 f"(fix debug.options.{group}.{chosen} in {where})")
+            OmegaConf.update(cfg, path, v, merge=False)
 
 
 def validate(cfg: DictConfig) -> None:
@@ -258,6 +271,8 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     apply_debug(cfg)
     validate(cfg)
     out = output_dir(cfg)
+    if cfg.get("debug"):  # Hydra saved the config before the debug overrides: keep what really ran
+        atomic_write_text(out / "config_as_run.yaml", OmegaConf.to_yaml(cfg))
     cache = Cache(cfg.paths.cache_dir, enabled=cfg.get("use_cache", True))
     spec = job_spec(cfg)
     key = cache.key(spec)

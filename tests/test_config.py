@@ -55,7 +55,6 @@ def test_every_option_instantiates(group, option, fashion_standin, imagenet_stan
         overrides += ["model.weights=null"]  # pretrained weights cannot be downloaded here
     cfg = _compose(overrides)
     obj = instantiate(cfg[group])
-    assert obj is not None
     name = getattr(obj, "name", None)
     assert name == option, f"{group}/{option}.yaml must carry name: {option}"
 
@@ -97,3 +96,69 @@ def test_mnist_without_root_says_use_the_subset():
     with pytest.raises(Exception) as info:
         instantiate(cfg.dataset)
     assert "mnist5k" in str(user_error(info.value))
+
+
+DEBUG_GROUPS = ["dataset", "explainer", "attack", "defense", "task"]
+
+
+def _sweep_jobs(preset):
+    """The override lists of every job of a preset's sweep (simple comma lists)."""
+    import itertools
+
+    params = _compose([f"paper={preset}"]).hydra.sweeper.params
+    axes = [[f"{k}={v}" for v in str(vals).split(",")] for k, vals in params.items()]
+    return [list(combo) for combo in itertools.product(*axes)]
+
+
+@pytest.mark.parametrize("group", DEBUG_GROUPS)
+def test_debug_tiny_names_every_option_and_only_existing_keys(group):
+    """debug=tiny covers every option explicitly, and each key it sets exists in that option (so the
+    strict apply_debug cannot fail on any single option, and a new option must be added to it)."""
+    from omegaconf import OmegaConf
+
+    from robex.pipeline import apply_debug
+
+    tiny = OmegaConf.load(CONF / "debug" / "tiny.yaml").debug.options
+    assert sorted(tiny[group].keys()) == _options(group)
+    for option in _options(group):
+        cfg = _compose([f"{group}={option}", "debug=tiny"])
+        OmegaConf.set_struct(cfg, False)
+        apply_debug(cfg)
+        for key, value in (tiny[group][option] or {}).items():
+            assert OmegaConf.select(cfg, f"{group}.{key}") == value
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_debug_tiny_shrinks_every_job_of_every_preset(preset):
+    from omegaconf import OmegaConf
+
+    from robex.pipeline import apply_debug
+
+    for job in _sweep_jobs(preset):
+        full = _compose([f"paper={preset}", *job])
+        cfg = _compose([f"paper={preset}", *job, "debug=tiny"])
+        OmegaConf.set_struct(cfg, False)
+        apply_debug(cfg)
+        for key in ("attack.steps", "attack.iterations", "defense.sg_samples", "task.n_pairs",
+                    "explainer.n_samples", "task.reference.n_samples"):
+            big, small = OmegaConf.select(full, key), OmegaConf.select(cfg, key)
+            if isinstance(big, int) and big > 4:
+                assert small <= 4, (job, key, small)
+
+
+def test_debug_mode_fails_on_an_option_it_does_not_name_or_a_key_that_matches_nothing():
+    from omegaconf import OmegaConf
+
+    from robex.errors import RobexError
+    from robex.pipeline import apply_debug
+
+    cfg = _compose(["attack=manip_untargeted", "debug=tiny"])
+    OmegaConf.set_struct(cfg, False)
+    cfg.attack.name = "brand_new_attack"
+    with pytest.raises(RobexError, match="no entry for attack option 'brand_new_attack'"):
+        apply_debug(cfg)
+    cfg = _compose(["attack=manip_untargeted", "debug=tiny"])
+    OmegaConf.set_struct(cfg, False)
+    cfg.debug.options.attack.manip_untargeted = {"n_steps": 4}
+    with pytest.raises(RobexError, match="attack.n_steps matches nothing"):
+        apply_debug(cfg)

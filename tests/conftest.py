@@ -30,6 +30,18 @@ def digits_model(digits):
     return freeze(model)
 
 
+@pytest.fixture(scope="session")
+def relu_digits_model(digits):
+    """vgg_small (ReLU) on 8x8 digits, trained for a few epochs: AGG-Mean's kind of network."""
+    from robex.models.vgg import vgg_small
+
+    torch.manual_seed(0)
+    model = vgg_small(image_size=8, widths=(8, 8), hidden=32)
+    train_classifier(model, digits.train_x, digits.train_y, digits.val_x, digits.val_y, epochs=15,
+                     batch_size=32, lr=3e-3, seed=0, show_progress=False)
+    return freeze(model)
+
+
 def make_fashion_standin(root, n_train=3000, n_test=600, seed=0):
     """Four gzipped IDX files shaped like FashionMNIST: 28x28 uint8 images whose class is a
     bright bar at a class-specific position, plus noise."""

@@ -12,18 +12,6 @@ from robex.explainers.integrated_gradients import IntegratedGradients
 from robex.explainers.lrp import LRP
 from robex.explainers.noise_tunnel import SmoothGrad
 from robex.metrics.attack_success import similarity_deltas
-from robex.models.vgg import vgg_small
-from robex.models.training import train_classifier
-from robex.pipeline import freeze
-
-
-@pytest.fixture(scope="module")
-def relu_digits_model(digits):
-    torch.manual_seed(0)
-    model = vgg_small(image_size=8, widths=(8, 8), hidden=32)
-    train_classifier(model, digits.train_x, digits.train_y, digits.val_x, digits.val_y, epochs=15,
-                     batch_size=32, lr=3e-3, seed=0, show_progress=False)
-    return freeze(model)
 
 
 EXPLAINERS = [Gradient, GuidedBackprop, LRP, lambda: IntegratedGradients(steps=5),

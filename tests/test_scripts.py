@@ -14,10 +14,28 @@ def _run_script(name, args, tmp_path):
                           capture_output=True, text=True, timeout=120)
 
 
-def test_bench_script_imports_robex_and_lists_its_options(tmp_path):
-    r = _run_script("bench.py", ["--help"], tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert "--map-iterations" in r.stdout
+def test_bench_script_runs_and_its_ratios_match_its_throughputs(tmp_path):
+    """A tiny `make bench` from another folder: every section reports, and each printed ratio is the
+    quotient of the two throughputs printed beside it (so a ratio cannot be stale or mislabelled)."""
+    import re
+
+    args = ["--images", "8", "--steps", "2", "--batch", "8", "--seeds", "1", "--repeats", "1",
+            "--map-iterations", "2"]
+    r = _run_script("bench.py", args, tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = r.stdout
+    for section in ("explanation attack", "ATEX fine-tuning", "map attack on vgg_small, agg_mean"):
+        assert section in out
+    checked = 0
+    for line in out.splitlines():
+        if "->" not in line:
+            continue
+        head, tail = line.split(": ", 1)[1].split("->", 1)
+        a, b = (float(v.replace(",", "")) for v in re.findall(r"(?<!batch )(?<![\d,.])(\d[\d,]*(?:\.\d+)?)", head))
+        ratio = float(re.match(r" ([0-9.]+)x", tail).group(1))
+        assert min(abs(a / b - ratio), abs(b / a - ratio)) <= 0.06, line  # "x -> r" reads either way
+        checked += 1
+    assert checked >= 6
 
 
 def test_reproduce_script_names_the_papers_on_bad_input(tmp_path):

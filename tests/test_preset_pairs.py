@@ -1,0 +1,70 @@
+"""Every (explainer, attack) pair that a paper preset runs, built from the preset's own composed
+config (debug=tiny applied), attacks a tiny model of the preset's kind (softplus atex_cnn or ReLU
+vgg_small on 8x8 digits): the adversarial images stay in [0, 1] and within the budget, keep the
+label where the attack promises it, and actually move. The list of pairs comes from the presets,
+so a new preset's pair is tested without editing this file."""
+import itertools
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from robex.pipeline import apply_debug
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+PRESETS = sorted(p.stem for p in (CONF / "paper").glob("*.yaml"))
+
+
+def _compose(overrides):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides, return_hydra_config=True)
+
+
+def _preset_pairs():
+    pairs = {}
+    for preset in PRESETS:
+        params = _compose([f"paper={preset}"]).hydra.sweeper.params
+        axes = [[f"{k}={v}" for v in str(vals).split(",")] for k, vals in params.items()]
+        for job in itertools.product(*axes):
+            cfg = _compose([f"paper={preset}", *job, "debug=tiny"])
+            OmegaConf.set_struct(cfg, False)
+            apply_debug(cfg)
+            if cfg.attack.name == "none":
+                continue
+            key = (cfg.model.name, cfg.explainer.name, cfg.attack.name)
+            pairs.setdefault(key, (preset, cfg))
+    return pairs
+
+
+PAIRS = _preset_pairs()
+
+
+def test_the_presets_attack_through_several_explainers_and_attacks():
+    assert len({a for _, _, a in PAIRS}) >= 5 and len({e for _, e, _ in PAIRS}) >= 5
+
+
+@pytest.mark.parametrize("key", sorted(PAIRS), ids=lambda k: "-".join(k))
+def test_preset_pair_attacks_a_tiny_model(key, digits, digits_model, relu_digits_model):
+    preset, cfg = PAIRS[key]
+    model = relu_digits_model if cfg.model.name.startswith(("vgg", "resnet")) else digits_model
+    explainer, attack = instantiate(cfg.explainer), instantiate(cfg.attack)
+    x, x_t = digits.test_x[:6], digits.test_x[6:12]
+    with torch.no_grad():
+        cls, cls_t = model(x).argmax(1), model(x_t).argmax(1)
+    torch.manual_seed(0)
+    if getattr(attack, "target", None) == "other_image":
+        res = attack(model, explainer, x, cls, h_target=explainer(model, x_t, cls_t))
+    else:
+        res = attack(model, explainer, x, cls)
+    assert res.x_adv.shape == x.shape and res.x_adv.min() >= 0 and res.x_adv.max() <= 1
+    linf = (res.x_adv - x).abs().flatten(1).amax(1)
+    torch.testing.assert_close(res.facts["linf"].float(), linf.float())
+    assert linf.max() > 0, f"{preset}: {attack.name} on {explainer.name} did not move"
+    if hasattr(attack, "eps"):
+        assert (linf <= attack.eps + 1e-6).all()
+    if attack.name.startswith(("manip", "random")):
+        with torch.no_grad():
+            assert torch.equal(model(res.x_adv).argmax(1), cls) and res.facts["label_kept"].all()

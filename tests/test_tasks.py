@@ -1,0 +1,85 @@
+"""Each task, run in-process as the first job of a preset that uses it (debug=tiny, FashionMNIST
+stand-in): the rows carry the metrics the task documents, with values inside their ranges and
+counts equal to what was evaluated. (The manipulation task is covered by tests/test_end_to_end.py;
+the annotation task by tests/test_real_paths.py.)"""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from robex.pipeline import run
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("task_cache")
+
+
+def _job(preset, overrides, tmp, data_root, cache_dir):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"paper={preset}", *overrides, "debug=tiny",
+                                                      f"dataset.root={data_root}",
+                                                      f"paths.cache_dir={cache_dir}",
+                                                      f"paths.output_dir={tmp}", "run_name=test",
+                                                      f"paths.results_dir={tmp}/results"])
+    OmegaConf.set_struct(cfg, False)
+    cfg.dataset.system_dir = None
+    rows = run(cfg)
+    arrays = dict(np.load(tmp / "arrays.npz")) if (tmp / "arrays.npz").exists() else {}
+    assert rows.equals(rows) and (tmp / "metrics.csv").exists()
+    return pd.read_csv(tmp / "metrics.csv"), arrays
+
+
+def _values(rows, metric, **where):
+    sel = rows[rows.metric == metric]
+    for k, v in where.items():
+        sel = sel[sel[k] == v]
+    assert len(sel), (metric, where)
+    return sel
+
+
+def test_smoothness_task(tmp_path, fashion_standin, cache_dir):
+    rows, _ = _job("atex_fig2", ["dataset=fashion_mnist", "defense.iterations=5"], tmp_path,
+                   fashion_standin, cache_dir)
+    ssim = _values(rows, "ssim_to_smoothgrad", explainer="smoothgrad100")
+    assert list(ssim.k) == [5] and (ssim.n == 16).all()
+    assert ssim.value.between(-1, 1).all() and (ssim.se >= 0).all()
+    assert _values(rows, "accuracy").value.between(0, 1).all()
+
+
+def test_gallery_task(tmp_path, fashion_standin, cache_dir):
+    rows, arrays = _job("atex_fig3", ["dataset=fashion_mnist"], tmp_path, fashion_standin, cache_dir)
+    n_cases = int(_values(rows, "n_cases").value.iloc[0])
+    assert n_cases == 4
+    maps = [v for k, v in arrays.items() if v.ndim == 3]
+    assert maps and all(len(m) == n_cases and np.isfinite(m).all() for m in maps)
+
+
+def test_adversarial_training_efficacy_task(tmp_path, fashion_standin, cache_dir):
+    rows, _ = _job("atex_fig4", ["dataset=fashion_mnist", "defense.iterations=1"], tmp_path,
+                   fashion_standin, cache_dir)
+    robust = _values(rows, "robust_accuracy")
+    assert (robust.attack == "fgsm").all() and robust.value.between(0, 1).all()
+    assert (robust.n == 500).all()
+    assert _values(rows, "accuracy_before").value.between(0, 1).all()
+
+
+@pytest.mark.parametrize("preset,expected", [
+    ("aggmean_tab1", {"mse_delta", "pcc_delta", "topk_delta", "image_mse", "label_kept", "linf"}),
+    ("aggmean_tab4", {"mass_before", "mass_after", "mass_kept", "image_mse", "label_kept", "linf"})])
+def test_map_manipulation_task(preset, expected, tmp_path, fashion_standin, cache_dir):
+    rows, arrays = _job(preset, ["explainer=gradient"], tmp_path, fashion_standin, cache_dir)
+    attacked = rows[rows.explainer == "gradient"]
+    assert set(attacked.metric) == expected
+    assert (attacked.n == 3).all() and (rows.attack.str.endswith("[gradient]")).all()
+    assert set(rows.explainer) == {"gradient", "guided_backprop", "lrp", "integrated_gradients", "agg_mean"}
+    assert 0 <= _values(attacked, "label_kept").value.iloc[0] <= 1
+    assert _values(attacked, "linf").value.iloc[0] > 0
+    if "mass_kept" in expected:  # the per-sample ratio, recomputed from the arrays
+        ratio = arrays["gradient__mass_after"] / arrays["gradient__mass_before"]
+        np.testing.assert_allclose(_values(attacked, "mass_kept").value.iloc[0], ratio.mean(), rtol=1e-5)

@@ -3,7 +3,8 @@
 Prints a line per finished job (from run.py's log) and per preset, and the total wall time. It is
 resumable: trained models and finished jobs are cached (.cache/), so after an interruption a re-run
 only computes what is missing. Extra arguments are passed to every run.py call
-(e.g. `debug=tiny`). After the presets, the paper's claims report is generated if it has one.
+(e.g. `debug=tiny`). After the presets, the paper's claims report is generated
+from conf/claims/<paper>.yaml if it has one.
 """
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ PAPERS = {
     "aggmean": ["aggmean_tab1", "aggmean_tab3", "aggmean_fig2", "aggmean_fig11_14", "aggmean_fig5",
                 "aggmean_fig4", "aggmean_tab4", "aggmean_tab2", "aggmean_tab1_equal_lr"],
 }
-CLAIMS = {"atex": "robex.report.atex_claims", "aggmean": "robex.report.aggmean_claims"}
 _JOB_DONE = re.compile(r"job done in ([0-9.]+) s")
 _LAUNCH = re.compile(r"#(\d+) : (.*)")
 
@@ -81,9 +81,9 @@ def main(argv: list[str]) -> int:
         print(f"[{i}/{len(PAPERS[paper])}] {preset} {status} in {time.perf_counter() - t:.0f} s", flush=True)
         if rc != 0:
             return rc
-    if paper in CLAIMS:
+    if (ROOT / "conf" / "claims" / f"{paper}.yaml").exists():  # the claims engine, on the results
         results = [a.split("=", 1)[1] for a in extra if a.startswith("paths.results_dir=")] or ["results"]
-        subprocess.run([sys.executable, "-m", CLAIMS[paper], results[-1]], cwd=ROOT, check=True)
+        subprocess.run([sys.executable, "-m", "robex.report.claims", paper, results[-1]], cwd=ROOT, check=True)
     print(f"{paper}: all presets done in {time.perf_counter() - t0:.0f} s "
           f"({(time.perf_counter() - t0) / 60:.1f} min)", flush=True)
     return 0

@@ -64,3 +64,19 @@ def test_rerun_recomputes_nothing(tiny_tab1, fashion_standin):
     log = second.stdout + second.stderr
     assert log.count("cached result reused") == 12
     assert "trained in" not in log and "stage 1 done" not in log
+
+
+def test_a_narrowed_sweep_never_overwrites_the_presets_results(tiny_tab1, fashion_standin):
+    """`run.py -m paper=atex_tab1 eps=0.02` computes a part of the preset: it renders beside its own
+    jobs and leaves the results folder alone (which a full run would write)."""
+    tmp, _, _ = tiny_tab1
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    args = [sys.executable, "run.py", "paper=atex_tab1", "debug=tiny", "eps=0.02", f"dataset.root={fashion_standin}",
+            "dataset.system_dir=null", f"paths.cache_dir={tmp}/cache", f"hydra.sweep.dir={tmp}/narrow",
+            f"paths.results_dir={tmp}/committed"]
+    r = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert not (tmp / "committed" / "atex_tab1").exists()
+    assert "change the preset's sweep" in r.stderr + r.stdout
+    table = pd.read_csv(tmp / "narrow" / "results" / "atex_tab1" / "table.csv")
+    assert set(table.dropna(subset=["robex"]).eps) == {0.02}  # the other eps: the paper only

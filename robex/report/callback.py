@@ -75,6 +75,18 @@ def render_preset(rows, paper: DictConfig, out_dir: Path, arrays: list[dict] | N
     render(rows, paper, out_dir, arrays=arrays or [])
 
 
+# Command-line overrides that leave a preset's numbers as the preset defines them (where data, cache
+# and outputs live, debug size, device, progress bars).
+NEUTRAL_OVERRIDES = ("paper=", "paths.", "hydra.", "debug=", "device=", "progress=", "use_cache=",
+                     "dataset.root=", "dataset.system_dir=", "dataset.download=")
+
+
+def changed_overrides(overrides: list[str]) -> list[str]:
+    """The overrides of a preset sweep that change what it computes (a narrowed eps list, another
+    seed, ...): such a sweep renders beside its jobs, never into ``results/``."""
+    return [o for o in overrides if not o.lstrip("+~").startswith(NEUTRAL_OVERRIDES)]
+
+
 class RenderOnSweepEnd(Callback):
     def __init__(self) -> None:
         self.t0 = time.perf_counter()
@@ -92,7 +104,13 @@ class RenderOnSweepEnd(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         files = sorted(sweep_dir.glob("*/metrics.csv"))
         rows = read_metrics(files)
-        out_dir = Path(config.paths.results_dir) / paper.name
+        changed = changed_overrides(list(config.hydra.overrides.task))
+        if changed:  # a narrowed or altered sweep must not overwrite the preset's results
+            out_dir = sweep_dir / "results" / paper.name
+            log.warning("overrides %s change the preset's sweep: rendered into %s, %s left untouched",
+                        " ".join(changed), out_dir, Path(config.paths.results_dir) / paper.name)
+        else:
+            out_dir = Path(config.paths.results_dir) / paper.name
         render_preset(rows, paper, out_dir, job_arrays(sweep_dir))
         wall = time.perf_counter() - self.t0
         jobs = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/job.json"))]

@@ -1,22 +1,271 @@
-"""Shared writer of claims reports: a Markdown table of (claim, PASS / FAIL / MISSING, numbers)."""
+"""The claims engine: a paper's claims are data (``conf/claims/<paper>.yaml``), evaluated by this one
+module on the tidy rows robex wrote (``results/<artifact>/metrics.csv``, or a figure's per-sample
+``figure.csv``), with their uncertainty.
+
+`python -m robex.report.claims <paper> [results_dir]` writes ``<results_dir>/<paper>_claims.md``.
+
+A claim has a ``test`` and ``cells`` (one per combination of its ``for_each`` values, and per
+metric). Each cell gives an estimate with a 95% confidence interval and a cell verdict:
+``holds`` (the interval lies on the claimed side), ``contradicted`` (it lies on the other side) or
+``not distinguishable`` (it contains the boundary). The claim is PASS when every cell holds, FAIL
+when any cell is contradicted, NOT DISTINGUISHABLE otherwise, MISSING when its artifact was not
+produced.
+
+Tests (``expect``: ``greater`` or ``less``):
+- ``difference``: a - b (two row selections, same metric), CI a - b +/- z sqrt(se_a^2 + se_b^2).
+  The two arms are treated as independent; for paired designs (the same images under two
+  defenses) this interval is conservative.
+- ``growth``: along ``axis`` (eps, k, ...), (a - b) at the axis' last value minus at its first (b
+  optional), CI from the four standard errors.
+- ``within``: |a - b| <= ``tolerance``: holds when the CI lies inside [-tol, tol], contradicted when
+  it lies outside.
+- ``share``: on ``figure.csv``, the share of samples with ``y`` below ``x`` (per ``group_by``), with
+  a Wilson score interval; holds when the interval lies above ``threshold`` (``expect: greater``).
+
+Standard errors come from the rows' ``se`` column; a row whose ``se`` is empty (accuracies over a
+whole test set) uses the binomial ``sqrt(p (1 - p) / n)`` when the claim says
+``se_if_missing: binomial``, and is otherwise an error. Rows that differ only by seed are averaged
+(mean of values, se = sqrt(sum se^2) / m). Intervals are per cell at 95%, not corrected for the
+number of cells.
+"""
 from __future__ import annotations
 
+import itertools
+import math
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+from omegaconf import OmegaConf
+
+from robex.errors import RobexError
 from robex.utils import atomic_write_text
 
-Claim = tuple[str, "bool | None", str]  # (claim with its criterion, verdict or None if missing, numbers)
+CLAIMS_DIR = Path(__file__).resolve().parents[2] / "conf" / "claims"
+Z = 1.959964  # two-sided 95%
+TESTS = ("difference", "growth", "within", "share")
+VERDICTS = ("PASS", "FAIL", "NOT DISTINGUISHABLE", "MISSING")
 
 
-def verdict(ok: bool | None) -> str:
-    return "MISSING" if ok is None else ("PASS" if ok else "FAIL")
+@dataclass
+class Cell:
+    label: str
+    estimate: float
+    low: float
+    high: float
+    verdict: str  # holds / contradicted / not distinguishable
+
+    def text(self, fmt: str) -> str:
+        return (f"{self.label}: {self.estimate:{fmt}} [{self.low:{fmt}}, {self.high:{fmt}}] "
+                f"{self.verdict}")
 
 
-def write_claims(path: Path, title: str, intro: str, claims: list[Claim]) -> dict[str, int]:
-    lines = [f"# {title}", "", intro, "", "| claim | verdict | numbers |", "|---|---|---|"]
-    lines += [f"| {c} | {verdict(ok)} | {n} |" for c, ok, n in claims]
-    counts = {v: sum(verdict(ok) == v for _, ok, _ in claims) for v in ("PASS", "FAIL", "MISSING")}
-    lines += ["", f"{counts['PASS']} PASS, {counts['FAIL']} FAIL, {counts['MISSING']} MISSING."]
-    atomic_write_text(path, "\n".join(lines) + "\n")
+@dataclass
+class ClaimResult:
+    text: str
+    verdict: str
+    cells: list[Cell]
+    note: str = ""
+
+
+# -- selections ------------------------------------------------------------------------------------
+def _match(rows: pd.DataFrame, where: dict) -> pd.DataFrame:
+    sel = rows
+    for col, want in where.items():
+        if col not in sel.columns:
+            raise RobexError(f"claims: column {col!r} is not in the rows (columns: {list(sel.columns)})")
+        if isinstance(want, (list, tuple)) or OmegaConf.is_list(want):
+            sel = sel[sel[col].astype(str).isin([str(w) for w in want])]
+        elif isinstance(want, float) or (isinstance(want, int) and not isinstance(want, bool)):
+            sel = sel[(pd.to_numeric(sel[col], errors="coerce") - float(want)).abs() <= 1e-9]
+        else:
+            sel = sel[sel[col].astype(str) == str(want)]
+    return sel
+
+
+def _fill(where: dict, env: dict) -> dict:
+    return {k: (v.format(**env) if isinstance(v, str) else v) for k, v in (where or {}).items()}
+
+
+def estimate(rows: pd.DataFrame, where: dict, se_if_missing: str | None) -> tuple[float, float]:
+    """(value, se) of the one row a selection names (rows that differ only by seed are averaged)."""
+    sel = _match(rows, where)
+    if sel.empty:
+        raise RobexError(f"claims: no row matches {where}")
+    if "seed" in sel.columns and len(sel) > sel["seed"].nunique():
+        raise RobexError(f"claims: {where} matches {len(sel)} rows that differ by more than the seed; "
+                         f"narrow the selection")
+    ses = []
+    for _, r in sel.iterrows():
+        se = r.get("se")
+        if se is None or pd.isna(se):
+            if se_if_missing != "binomial":
+                raise RobexError(f"claims: the row {where} has no standard error; set "
+                                 f"se_if_missing: binomial if it is a proportion")
+            p, n = float(r["value"]), float(r["n"])
+            if not n > 0:
+                raise RobexError(f"claims: the row {where} has neither se nor n")
+            se = math.sqrt(max(p * (1 - p), 0.0) / n)
+        ses.append(float(se))
+    m = len(sel)
+    return float(sel["value"].astype(float).mean()), math.sqrt(sum(s * s for s in ses)) / m
+
+
+def _side(low: float, high: float, expect: str, boundary: float = 0.0) -> str:
+    if expect not in ("greater", "less"):
+        raise RobexError(f"claims: expect={expect!r}: choose 'greater' or 'less'")
+    if (low > boundary) if expect == "greater" else (high < boundary):
+        return "holds"
+    if (high < boundary) if expect == "greater" else (low > boundary):
+        return "contradicted"
+    return "not distinguishable"
+
+
+def wilson(k: int, n: int, z: float = Z) -> tuple[float, float]:
+    """Wilson score interval of a proportion k / n."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+# -- tests -----------------------------------------------------------------------------------------
+def _cells_from_rows(claim, rows: pd.DataFrame) -> list[Cell]:
+    metrics = list(claim.metric) if OmegaConf.is_list(claim.metric) else [claim.metric]
+    axes = dict(claim.get("for_each") or {})
+    values = {}
+    for ax, listed in axes.items():
+        if listed is None:
+            if ax not in rows.columns:
+                raise RobexError(f"claims: for_each axis {ax!r} is not a column")
+            listed = sorted(rows[ax].dropna().unique().tolist())
+        values[ax] = list(listed)
+    se_mode = claim.get("se_if_missing")
+    cells = []
+    for metric in metrics:
+        for combo in itertools.product(*values.values()) if values else [()]:
+            env = dict(zip(values.keys(), combo))
+            fixed = {ax: v for ax, v in env.items() if ax in rows.columns}  # a / b may override
+            base = {"metric": metric}
+            a = base | fixed | _fill(claim.a, env)
+            b = (base | fixed | _fill(claim.b, env)) if claim.get("b") else None
+            label = ", ".join([str(metric)] + [f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                                               for k, v in env.items()])
+            cells.append(_cell(claim, rows, a, b, label, se_mode))
+    return cells
+
+
+def _cell(claim, rows, a: dict, b: dict | None, label: str, se_mode) -> Cell:
+    test, expect = claim.test, claim.get("expect", "greater")
+    if test == "growth":
+        axis = claim.axis
+        points = sorted(_match(rows, {k: v for k, v in a.items() if k != axis})[axis].dropna().unique())
+        if len(points) < 2:
+            raise RobexError(f"claims: growth along {axis} needs two values; found {points}")
+        first, last = points[0], points[-1]
+        ests = []
+        for point in (last, first):
+            va, sa = estimate(rows, a | {axis: point}, se_mode)
+            vb, sb = estimate(rows, b | {axis: point}, se_mode) if b else (0.0, 0.0)
+            ests.append((va - vb, sa * sa + sb * sb))
+        est, var = ests[0][0] - ests[1][0], ests[0][1] + ests[1][1]
+        label = f"{label}, {axis} {last:g} vs {first:g}"
+    else:
+        va, sa = estimate(rows, a, se_mode)
+        vb, sb = estimate(rows, b, se_mode) if b else (0.0, 0.0)
+        est, var = va - vb, sa * sa + sb * sb
+    half = Z * math.sqrt(var)
+    low, high = est - half, est + half
+    if test == "within":
+        tol = float(claim.tolerance)
+        verdict = ("holds" if -tol <= low and high <= tol else
+                   "contradicted" if low > tol or high < -tol else "not distinguishable")
+    else:
+        verdict = _side(low, high, expect)
+    return Cell(label, est, low, high, verdict)
+
+
+def _share_cells(claim, rows: pd.DataFrame) -> list[Cell]:
+    sel = _match(rows, dict(claim.get("where") or {}))
+    groups = list(claim.get("group_by") or [])
+    threshold = float(claim.get("threshold", 0.5))
+    cells = []
+    for key, g in (sel.groupby(groups) if groups else [((), sel)]):
+        key = key if isinstance(key, tuple) else (key,)
+        k, n = int((g[claim.y] < g[claim.x]).sum()), int(len(g))
+        low, high = wilson(k, n)
+        label = " / ".join(str(v) for v in key) or "all"
+        cells.append(Cell(f"{label} (n={n})", k / n if n else float("nan"), low, high,
+                          _side(low, high, claim.get("expect", "greater"), threshold)))
+    if not cells:
+        raise RobexError(f"claims: no samples match {dict(claim.get('where') or {})}")
+    return cells
+
+
+def evaluate_claim(claim, results: Path) -> ClaimResult:
+    if claim.test not in TESTS:
+        raise RobexError(f"claims: test={claim.test!r}: choose one of {TESTS}")
+    source = claim.get("source", "metrics.csv")
+    path = results / claim.artifact / source
+    if not path.exists():
+        return ClaimResult(claim.text, "MISSING", [], f"{claim.artifact}/{source} not found")
+    rows = pd.read_csv(path)
+    cells = _share_cells(claim, rows) if claim.test == "share" else _cells_from_rows(claim, rows)
+    verdicts = {c.verdict for c in cells}
+    verdict = ("PASS" if verdicts == {"holds"} else "FAIL" if "contradicted" in verdicts
+               else "NOT DISTINGUISHABLE")
+    return ClaimResult(claim.text, verdict, cells, claim.get("note", ""))
+
+
+def load_claims(paper: str):
+    path = CLAIMS_DIR / f"{paper}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in CLAIMS_DIR.glob("*.yaml"))
+        raise RobexError(f"no claims file {path} (papers with claims: {', '.join(known)})")
+    return OmegaConf.load(path)
+
+
+def render(spec, results_list: list[ClaimResult], results: Path) -> str:
+    lines = [f"# {spec.title}", "", str(spec.intro).strip(), "",
+             "How to read it: every cell is an estimate with its 95% confidence interval; a claim "
+             "PASSes only when every cell's interval lies on the claimed side, FAILs when one lies on "
+             "the other side, and is NOT DISTINGUISHABLE when an interval contains the boundary. "
+             "The criteria are in `conf/claims/" + f"{spec.paper}.yaml` and in `robex/report/claims.py`.",
+             "", "| claim | verdict | estimates [95% CI] |", "|---|---|---|"]
+    for r in results_list:
+        fmt = ".3g"
+        cells = "; ".join(c.text(fmt) for c in r.cells) or r.note
+        note = f" ({r.note})" if r.note and r.cells else ""
+        lines.append(f"| {r.text}{note} | {r.verdict} | {cells} |")
+    counts = {v: sum(r.verdict == v for r in results_list) for v in VERDICTS}
+    lines += ["", ", ".join(f"{n} {v}" for v, n in counts.items()) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(paper: str, results: Path) -> dict[str, int]:
+    spec = load_claims(paper)
+    evaluated = [evaluate_claim(c, results) for c in spec.claims]
+    path = results / f"{paper}_claims.md"
+    atomic_write_text(path, render(spec, evaluated, results))
+    counts = {v: sum(r.verdict == v for r in evaluated) for v in VERDICTS}
     print(f"claims: {counts} -> {path}")
     return counts
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print("usage: python -m robex.report.claims <paper> [results_dir]", file=sys.stderr)
+        return 2
+    try:
+        write_report(argv[0], Path(argv[1]) if len(argv) > 1 else Path("results"))
+    except RobexError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,135 @@
+"""The claims engine: verdicts follow the confidence intervals (holds / contradicted / not
+distinguishable), the Wilson interval matches its closed form, missing standard errors of
+proportions are binomial, seeds are averaged, and every claim of the two papers' claims files
+evaluates on rows shaped like robex's own."""
+import math
+
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from robex.errors import RobexError
+from robex.report.claims import evaluate_claim, load_claims, render, wilson
+
+
+def _rows(cells):
+    """cells: list of (defense, eps, metric, value, se[, n, seed])."""
+    recs = []
+    for c in cells:
+        d, e, m, v, se = c[:5]
+        n = c[5] if len(c) > 5 else 100
+        seed = c[6] if len(c) > 6 else 0
+        recs.append({"defense": d, "attack": "manip", "eps": e, "metric": m, "value": v, "se": se,
+                     "n": n, "seed": seed, "k": 0, "dataset": "d", "explainer": "gradient"})
+    return pd.DataFrame(recs)
+
+
+def _write(tmp_path, rows, artifact="art", name="metrics.csv"):
+    (tmp_path / artifact).mkdir(exist_ok=True)
+    rows.to_csv(tmp_path / artifact / name, index=False)
+
+
+def _claim(**kw):
+    base = {"text": "t", "artifact": "art", "test": "difference", "metric": "spearman",
+            "for_each": {"eps": None}, "a": {"defense": "atex"}, "b": {"defense": "none"},
+            "expect": "greater"}
+    return OmegaConf.create(base | kw)
+
+
+@pytest.mark.parametrize("gain,se,verdict,cell", [
+    (0.05, 0.01, "PASS", "holds"),                   # CI [0.022, 0.078] above 0
+    (0.01, 0.01, "NOT DISTINGUISHABLE", "not distinguishable"),  # CI contains 0
+    (-0.05, 0.01, "FAIL", "contradicted")])
+def test_difference_verdict_follows_the_interval(tmp_path, gain, se, verdict, cell):
+    _write(tmp_path, _rows([("none", 0.1, "spearman", 0.5, se), ("atex", 0.1, "spearman", 0.5 + gain, se)]))
+    r = evaluate_claim(_claim(), tmp_path)
+    assert r.verdict == verdict and [c.verdict for c in r.cells] == [cell]
+    half = 1.959964 * math.sqrt(2) * se
+    assert r.cells[0].low == pytest.approx(gain - half) and r.cells[0].high == pytest.approx(gain + half)
+
+
+def test_one_not_distinguishable_cell_blocks_a_pass_and_one_contradiction_fails(tmp_path):
+    rows = _rows([("none", 0.1, "spearman", 0.5, 0.01), ("atex", 0.1, "spearman", 0.6, 0.01),
+                  ("none", 0.2, "spearman", 0.5, 0.01), ("atex", 0.2, "spearman", 0.51, 0.01)])
+    _write(tmp_path, rows)
+    assert evaluate_claim(_claim(), tmp_path).verdict == "NOT DISTINGUISHABLE"
+    rows.loc[3, "value"] = 0.3
+    _write(tmp_path, rows)
+    assert evaluate_claim(_claim(), tmp_path).verdict == "FAIL"
+
+
+def test_growth_compares_the_gain_at_the_last_and_first_axis_value(tmp_path):
+    rows = _rows([("none", 0.02, "m", 0.5, 0.001), ("atex", 0.02, "m", 0.51, 0.001),
+                  ("none", 0.04, "m", 0.4, 0.001), ("atex", 0.04, "m", 0.39, 0.001),   # middle ignored
+                  ("none", 0.08, "m", 0.3, 0.001), ("atex", 0.08, "m", 0.35, 0.001)])
+    _write(tmp_path, rows)
+    r = evaluate_claim(_claim(test="growth", axis="eps", metric="m", for_each=None), tmp_path)
+    assert r.verdict == "PASS" and r.cells[0].estimate == pytest.approx(0.05 - 0.01)
+    assert r.cells[0].high - r.cells[0].low == pytest.approx(2 * 1.959964 * math.sqrt(4) * 0.001)
+
+
+def test_within_uses_binomial_standard_errors_when_a_proportion_has_none(tmp_path):
+    nan = float("nan")
+    rows = _rows([("none", 0.1, "accuracy", 0.90, nan, 10000), ("atex", 0.1, "accuracy", 0.895, nan, 10000)])
+    _write(tmp_path, rows)
+    claim = _claim(test="within", tolerance=0.02, metric="accuracy", se_if_missing="binomial")
+    r = evaluate_claim(claim, tmp_path)
+    se = math.sqrt(0.9 * 0.1 / 10000 + 0.895 * 0.105 / 10000)
+    assert r.verdict == "PASS" and r.cells[0].low == pytest.approx(-0.005 - 1.959964 * se)
+    with pytest.raises(RobexError, match="no standard error"):
+        evaluate_claim(_claim(test="within", tolerance=0.02, metric="accuracy"), tmp_path)
+    rows.loc[1, "value"] = 0.80
+    _write(tmp_path, rows)
+    assert evaluate_claim(claim, tmp_path).verdict == "FAIL"
+
+
+def test_seeds_are_averaged_and_other_duplicates_refused(tmp_path):
+    rows = _rows([("none", 0.1, "m", 0.5, 0.01, 100, 0), ("none", 0.1, "m", 0.7, 0.01, 100, 1),
+                  ("atex", 0.1, "m", 0.9, 0.01, 100, 0)])
+    _write(tmp_path, rows)
+    r = evaluate_claim(_claim(metric="m"), tmp_path)
+    assert r.cells[0].estimate == pytest.approx(0.9 - 0.6)
+    half = 1.959964 * math.sqrt(0.01 ** 2 + (math.sqrt(2) * 0.01 / 2) ** 2)
+    assert r.cells[0].high - r.cells[0].estimate == pytest.approx(half)
+    rows.loc[1, "seed"] = 0
+    _write(tmp_path, rows)
+    with pytest.raises(RobexError, match="differ by more than the seed"):
+        evaluate_claim(_claim(metric="m"), tmp_path)
+
+
+def test_wilson_interval_closed_form_and_share_verdicts(tmp_path):
+    low, high = wilson(8, 10)
+    assert low == pytest.approx(0.4902, abs=1e-4) and high == pytest.approx(0.9433, abs=1e-4)
+    assert wilson(0, 20)[0] == pytest.approx(0.0, abs=1e-12)
+    # 6 of 10 below the identity: more than half, but not distinguishable from a coin flip
+    fig = pd.DataFrame({"metric": ["pcc"] * 10, "x": [1.0] * 10, "y": [0.0] * 6 + [2.0] * 4})
+    _write(tmp_path, fig, name="figure.csv")
+    claim = OmegaConf.create({"text": "t", "artifact": "art", "source": "figure.csv", "test": "share",
+                              "where": {"metric": "pcc"}, "x": "x", "y": "y", "threshold": 0.5,
+                              "expect": "greater"})
+    assert evaluate_claim(claim, tmp_path).verdict == "NOT DISTINGUISHABLE"
+    fig["y"] = [0.0] * 9 + [2.0]  # 9 of 10: Wilson [0.596, 0.982], above one half
+    _write(tmp_path, fig, name="figure.csv")
+    assert evaluate_claim(claim, tmp_path).verdict == "PASS"
+    big = pd.DataFrame({"metric": ["pcc"] * 100, "x": [1.0] * 100, "y": [0.0] * 70 + [2.0] * 30})
+    _write(tmp_path, big, name="figure.csv")
+    assert evaluate_claim(claim, tmp_path).verdict == "PASS"
+    big["y"] = [0.0] * 20 + [2.0] * 80
+    _write(tmp_path, big, name="figure.csv")
+    assert evaluate_claim(claim, tmp_path).verdict == "FAIL"
+
+
+def test_missing_artifact_is_missing_not_a_verdict(tmp_path):
+    r = evaluate_claim(_claim(), tmp_path)
+    assert r.verdict == "MISSING" and "not found" in r.note
+
+
+def test_both_papers_claims_files_load_and_render_missing_without_results(tmp_path):
+    for paper in ("atex", "aggmean"):
+        spec = load_claims(paper)
+        results = [evaluate_claim(c, tmp_path) for c in spec.claims]
+        assert len(results) >= 8 and all(r.verdict == "MISSING" for r in results)
+        text = render(spec, results, tmp_path)
+        assert f"{len(results)} MISSING" in text and "95% confidence interval" in text
+    with pytest.raises(RobexError, match="papers with claims: aggmean, atex"):
+        load_claims("no_such_paper")

@@ -80,3 +80,15 @@ def test_a_narrowed_sweep_never_overwrites_the_presets_results(tiny_tab1, fashio
     assert "change the preset's sweep" in r.stderr + r.stdout
     table = pd.read_csv(tmp / "narrow" / "results" / "atex_tab1" / "table.csv")
     assert set(table.dropna(subset=["robex"]).eps) == {0.02}  # the other eps: the paper only
+
+
+def test_the_schema_rejects_an_unknown_column_instead_of_dropping_it(tmp_path):
+    from robex.errors import RobexError
+    from robex.report.schema import write_metrics
+
+    rows = pd.DataFrame({"metric": ["spearman"], "value": [0.5], "attacked_explainer": ["lrp"]})
+    with pytest.raises(RobexError, match="attacked_explainer"):
+        write_metrics(rows, tmp_path / "metrics.csv")
+    assert not (tmp_path / "metrics.csv").exists()
+    write_metrics(rows.drop(columns="attacked_explainer"), tmp_path / "metrics.csv")
+    assert list(pd.read_csv(tmp_path / "metrics.csv").columns) == COLUMNS

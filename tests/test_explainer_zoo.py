@@ -140,3 +140,23 @@ def test_softplus_surrogate_leaves_the_model_untouched(setup):
     torch.testing.assert_close(model(x), out)
     assert (smooth - out).abs().max() > 1e-3  # softplus(5) differs from ReLU ...
     torch.testing.assert_close(sharp, out, atol=1e-3, rtol=0)  # ... and approaches it as beta grows
+
+
+def test_agg_var_follows_the_papers_formula_and_reduces_to_its_member(setup):
+    """AGG-Var (Rieger & Hansen 2020): mean / (std + eps) over the members' normalised maps, per
+    pixel, with eps = c_factor x the image's mean std, then normalised; written here in numpy."""
+    import numpy as np
+
+    from robex.normalisers import AbsSumOne
+
+    model, x, y = setup
+    members = [Gradient(), GuidedBackprop(), LRP()]
+    maps = np.stack([m(model, x, y).numpy() for m in members]).astype(np.float64)  # (3, B, H, W)
+    mean, std = maps.mean(0), maps.std(0)
+    eps = 10.0 * std.reshape(len(x), -1).mean(1)[:, None, None]
+    ref = np.abs(mean / (std + eps))
+    ref = ref / ref.reshape(len(x), -1).sum(1)[:, None, None]
+    got = AggVar(members=members, c_factor=10.0)(model, x, y).numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-7)
+    same = AggVar(members=[Gradient(), Gradient()])(model, x, y)  # no spread: the member's own map
+    torch.testing.assert_close(same, AbsSumOne()(Gradient().attribute(model, x, y)))

@@ -83,3 +83,21 @@ def test_map_manipulation_task(preset, expected, tmp_path, fashion_standin, cach
     if "mass_kept" in expected:  # the per-sample ratio, recomputed from the arrays
         ratio = arrays["gradient__mass_after"] / arrays["gradient__mass_before"]
         np.testing.assert_allclose(_values(attacked, "mass_kept").value.iloc[0], ratio.mean(), rtol=1e-5)
+
+
+def test_a_seed_makes_a_job_repeatable_and_another_seed_changes_it(tmp_path, fashion_standin):
+    """No cache: the same seed gives identical rows (training, attack, metrics), another seed does not."""
+    from robex.pipeline import _DATA_MEMO, _MODEL_MEMO
+
+    def once(seed, sub):
+        _MODEL_MEMO.clear()
+        _DATA_MEMO.clear()
+        out = tmp_path / sub
+        rows, _ = _job("atex_tab1", ["eps=0.04", "defense=none", "attack=manip_untargeted", f"seed={seed}",
+                                     "use_cache=false"], out, fashion_standin, tmp_path / f"cache_{sub}")
+        return rows.drop(columns=["run_name"])
+
+    a, b, c = once(0, "a"), once(0, "b"), once(1, "c")
+    pd.testing.assert_frame_equal(a, b)
+    spear = lambda r: r.loc[r.metric == "spearman", "value"].item()  # noqa: E731
+    assert spear(a) != spear(c)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from robex.errors import RobexError
 from robex.utils import atomic_write_text
 
 COLUMNS = ["run_name", "paper", "artifact", "dataset", "source", "model", "explainer", "attack",
@@ -32,7 +33,12 @@ COLUMNS = ["run_name", "paper", "artifact", "dataset", "source", "model", "expla
 
 
 def conform(rows: pd.DataFrame) -> pd.DataFrame:
-    """Rows with exactly the schema's columns, in order (missing ones empty)."""
+    """Rows with exactly the schema's columns, in order (missing ones empty). A column the schema
+    does not know is an error, never dropped: add it to COLUMNS (and this docstring) first."""
+    unknown = [c for c in rows.columns if c not in COLUMNS]
+    if unknown:
+        raise RobexError(f"metrics rows carry columns the schema does not know: {unknown} "
+                         f"(known: {COLUMNS}; see robex/report/schema.py)")
     rows = rows.copy()
     for col in COLUMNS:
         if col not in rows:

@@ -129,7 +129,7 @@ def test_both_papers_claims_files_load_and_render_missing_without_results(tmp_pa
         spec = load_claims(paper)
         results = [evaluate_claim(c, tmp_path) for c in spec.claims]
         assert len(results) >= 8 and all(r.verdict == "MISSING" for r in results)
-        text = render(spec, results, tmp_path)
+        text = render(spec, results)
         assert f"{len(results)} MISSING" in text and "95% confidence interval" in text
     with pytest.raises(RobexError, match="papers with claims: aggmean, atex"):
         load_claims("no_such_paper")

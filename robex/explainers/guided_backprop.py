@@ -81,14 +81,9 @@ class GuidedBackprop(Explainer):
         super().__init__(name, normalise)
 
     def attribute(self, model, x, target, create_graph=False):
-        if not create_graph:
-            with torch.no_grad():
-                pre = plain_pre_activations(model, x)
-            with guided(model, pre):
-                return input_gradient(model, x, target)
-        with torch.enable_grad():
-            if not x.requires_grad:
-                x = x.detach().requires_grad_(True)
+        if create_graph and not x.requires_grad:  # the slopes must depend on this x
+            x = x.detach().requires_grad_(True)
+        with torch.set_grad_enabled(create_graph):  # graph of the plain pass only for attacks
             pre = plain_pre_activations(model, x)
-            with guided(model, pre):
-                return input_gradient(model, x, target, create_graph=True)
+        with guided(model, pre):
+            return input_gradient(model, x, target, create_graph)

@@ -228,20 +228,22 @@ def load_claims(paper: str):
     return OmegaConf.load(path)
 
 
-def render(spec, results_list: list[ClaimResult], results: Path) -> str:
+def counts(evaluated: list[ClaimResult]) -> dict[str, int]:
+    return {v: sum(r.verdict == v for r in evaluated) for v in VERDICTS}
+
+
+def render(spec, evaluated: list[ClaimResult]) -> str:
     lines = [f"# {spec.title}", "", str(spec.intro).strip(), "",
              "How to read it: every cell is an estimate with its 95% confidence interval; a claim "
              "PASSes only when every cell's interval lies on the claimed side, FAILs when one lies on "
              "the other side, and is NOT DISTINGUISHABLE when an interval contains the boundary. "
              "The criteria are in `conf/claims/" + f"{spec.paper}.yaml` and in `robex/report/claims.py`.",
              "", "| claim | verdict | estimates [95% CI] |", "|---|---|---|"]
-    for r in results_list:
-        fmt = ".3g"
-        cells = "; ".join(c.text(fmt) for c in r.cells) or r.note
+    for r in evaluated:
+        cells = "; ".join(c.text(".3g") for c in r.cells) or r.note
         note = f" ({r.note})" if r.note and r.cells else ""
         lines.append(f"| {r.text}{note} | {r.verdict} | {cells} |")
-    counts = {v: sum(r.verdict == v for r in results_list) for v in VERDICTS}
-    lines += ["", ", ".join(f"{n} {v}" for v, n in counts.items()) + "."]
+    lines += ["", ", ".join(f"{n} {v}" for v, n in counts(evaluated).items()) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -249,10 +251,10 @@ def write_report(paper: str, results: Path) -> dict[str, int]:
     spec = load_claims(paper)
     evaluated = [evaluate_claim(c, results) for c in spec.claims]
     path = results / f"{paper}_claims.md"
-    atomic_write_text(path, render(spec, evaluated, results))
-    counts = {v: sum(r.verdict == v for r in evaluated) for v in VERDICTS}
-    print(f"claims: {counts} -> {path}")
-    return counts
+    atomic_write_text(path, render(spec, evaluated))
+    tally = counts(evaluated)
+    print(f"claims: {tally} -> {path}")
+    return tally
 
 
 def main(argv: list[str]) -> int:

@@ -50,12 +50,10 @@ class EvaluateTask:
         h_adv = explainer(model, result.x_adv, target)
         inputs = MetricInputs(h_clean=h_clean, h_adv=h_adv, x=x, x_adv=result.x_adv, model=model, target=target)
         per_sample = {}
+        attacked = getattr(attack, "name", "none") != "none"
         for key, metric in self.metrics.items():
-            if metric.info.kind == "map":
-                per_sample[key] = metric(inputs)
-                if getattr(attack, "name", "none") != "none":
-                    per_sample[f"{key}_attacked"] = metric(MetricInputs(h_clean=h_adv))
-            else:
-                per_sample[key] = metric(inputs)
+            per_sample[key] = metric(inputs)
+            if metric.info.kind == "map" and attacked:
+                per_sample[f"{key}_attacked"] = metric(MetricInputs(h_clean=h_adv))
         per_sample.update(result.facts)
         return rows + summary_rows(ctx, per_sample, k=stages)

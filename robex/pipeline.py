@@ -22,9 +22,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from robex.cache import Cache
-from robex.errors import RobexError, check_range
-from robex.models.training import TRAINING_VERSION, accuracy, train_classifier
-from robex.report.schema import write_metrics
+from robex.errors import RobexError
+from robex.models.training import accuracy
+from robex.trainers.fit import TRAINING_VERSION, check_finite, fit
+from robex.trainers.losses import CrossEntropy
+from robex.trainers.optim import optimiser_spec, schedule_spec
+from robex.report.schema import ROWS_VERSION, write_metrics
+from robex.threats import NONE, Threat
 from robex.utils import atomic_write_npz, atomic_write_text, resolve_device, seed_everything
 
 log = logging.getLogger("robex")
@@ -65,12 +69,27 @@ class Context:
     device: torch.device
     cache: Cache
     timings: dict = field(default_factory=dict)
+    _attack: Any = None
 
     # -- names written into every CSV row -----------------------------------------------------
     def names(self) -> dict:
         c = self.cfg
         return {"dataset": c.dataset.name, "model": c.model.name, "explainer": c.explainer.name,
                 "attack": c.attack.name, "defense": c.defense.name}
+
+    def attack(self):
+        """The job's attack object (built once)."""
+        if self._attack is None:
+            self._attack = instantiate(self.cfg.attack)
+        return self._attack
+
+    def attack_columns(self) -> dict:
+        """The job attack's threat (``threat``, ``budget``, ``units``) and the explainer it optimises
+        against (``attacked_explainer``; empty for an attack on the prediction or no attack)."""
+        attack = self.attack()
+        on_explanation = getattr(attack, "on_explanation", False)
+        return {**attack.threat.columns(),
+                "attacked_explainer": self.cfg.explainer.name if on_explanation else ""}
 
     # -- data -----------------------------------------------------------------------------------
     def data(self):
@@ -114,9 +133,12 @@ class Context:
             data = self.data()
             t0 = time.perf_counter()
             t = self.cfg.train
-            info = train_classifier(model, data.train_x, data.train_y, data.val_x, data.val_y,
-                                    epochs=epochs, batch_size=t.batch_size, lr=t.lr,
-                                    seed=int(self.cfg.seed), show_progress=self.cfg.progress)
+            info = fit(model, CrossEntropy(), data.train_x, data.train_y, epochs=int(epochs),
+                       batch_size=int(t.batch_size), optimiser=optimiser_spec(t.optimiser),
+                       schedule=schedule_spec(t.get("schedule")),
+                       generator=torch.Generator().manual_seed(int(self.cfg.seed)),
+                       validation=(data.val_x, data.val_y), desc="train epoch",
+                       show_progress=self.cfg.progress)
             self.timings["train_s"] = time.perf_counter() - t0
             log.info("baseline model trained in %.1f s (best val accuracy %.4f)",
                      self.timings["train_s"], info["best_val_accuracy"])
@@ -183,11 +205,17 @@ class Context:
 
     # -- rows -----------------------------------------------------------------------------------
     def row(self, metric: str, value: float, se: float = float("nan"), n: int = 0, **columns) -> dict:
-        """One long-format record; the names and eps come from the config unless overridden."""
+        """One long-format record (see :mod:`robex.report.schema`). Names, threat, attacked
+        explainer and the defense's budget come from the job unless ``columns`` override them; a row
+        whose ``attack`` is overridden to ``none`` (a clean measurement) records no threat."""
         data = self.data()
-        rec = {**self.names(), "source": data.source, "k": 0, "eps": float(self.cfg.eps),
-               "seed": int(self.cfg.seed), "n": int(n), "metric": metric, "value": float(value),
-               "se": float(se)}
+        rec = {**self.names(), "source": data.source, **self.attack_columns(),
+               "defense_budget": float(self.defense(self.cfg.defense).budget),
+               "step": 0, "step_axis": "defense_stage", "seed": int(self.cfg.seed), "n": int(n),
+               "metric": metric, "metric_params": "", "higher_is_better": "",
+               "value": float(value), "se": float(se)}
+        if columns.get("attack") == "none":
+            rec.update(NONE.columns(), attacked_explainer="")
         rec.update(columns)
         return rec
 
@@ -217,11 +245,14 @@ def train_spec(cfg: DictConfig) -> dict:
 
 
 def job_spec(cfg: DictConfig) -> dict:
-    """Everything that determines a job's numbers (not where it writes, nor which paper asked)."""
+    """Everything that determines a job's numbers (not where it writes, nor which paper asked). The
+    threat enters through the attack's and the defense's own (resolved) parameters, so a job that
+    does not read it is not recomputed when it changes. ``rows_version``: the row schema's version
+    (cached rows are rows of that schema)."""
     return {"train": train_spec(cfg), "defense": _spec(cfg.defense),
             "explainer": _spec(cfg.explainer), "attack": _spec(cfg.attack), "task": _spec(cfg.task),
-            "n_eval": cfg.n_eval, "accuracy_limit": cfg.get("accuracy_limit"), "eps": cfg.eps,
-            "seed": cfg.seed}
+            "n_eval": cfg.n_eval, "accuracy_limit": cfg.get("accuracy_limit"), "seed": cfg.seed,
+            "rows_version": ROWS_VERSION}
 
 
 _ABSENT = object()
@@ -250,8 +281,8 @@ def apply_debug(cfg: DictConfig) -> None:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Fail fast, before any training, on a bad value: eps out of range, a bad option setting."""
-    check_range("eps", cfg.eps, 0.0, 1.0)
+    """Fail fast, before any training, on a bad value: a threat out of range, a bad option setting."""
+    Threat.from_config(cfg.threat)
     for group in ("explainer", "attack", "defense", "task"):
         instantiate(cfg[group])
 

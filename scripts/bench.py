@@ -28,6 +28,7 @@ from robex.explainers.base import Explainer
 from robex.explainers.gradient import Gradient
 from robex.models.atex_cnn import atex_cnn
 from robex.pipeline import freeze, prepare_model
+from robex.threats import Threat
 
 
 class AutogradGradient(Gradient):
@@ -73,7 +74,7 @@ def main() -> None:
 
 def bench_attack(args, model, x, y) -> None:
     def attack_rate(explainer, batch):
-        att = ExplanationManipulation(eps=0.08, steps=args.steps, batch_size=batch, show_progress=False)
+        att = ExplanationManipulation(threat=Threat(budget=0.08), steps=args.steps, batch_size=batch, show_progress=False)
         t = best_time(lambda: att(model, explainer, x, y), args.repeats)
         return args.images * args.steps / t
 

@@ -9,10 +9,18 @@ import torch
 from robex.data.idx import write_idx
 from robex.data.mnist_like import load_digits
 from robex.models.atex_cnn import atex_cnn
-from robex.models.training import train_classifier
 from robex.pipeline import freeze
+from robex.trainers.fit import fit
+from robex.trainers.losses import CrossEntropy
+from robex.trainers.optim import OptimiserSpec
 
 torch.set_num_threads(1)  # tiny models: one thread is as fast and robust to a busy machine
+
+
+def _train(model, digits):
+    fit(model, CrossEntropy(), digits.train_x, digits.train_y, epochs=15, batch_size=32,
+        optimiser=OptimiserSpec(lr=3e-3), generator=torch.Generator().manual_seed(0),
+        validation=(digits.val_x, digits.val_y), show_progress=False)
 
 
 @pytest.fixture(scope="session")
@@ -25,8 +33,7 @@ def digits_model(digits):
     """atex_cnn on 8x8 digits (softplus beta 10), trained for a few epochs: ~95% accuracy."""
     torch.manual_seed(0)
     model = atex_cnn(image_size=8, channels=8, hidden=32, beta=10.0)
-    train_classifier(model, digits.train_x, digits.train_y, digits.val_x, digits.val_y, epochs=15,
-                     batch_size=32, lr=3e-3, seed=0, show_progress=False)
+    _train(model, digits)
     return freeze(model)
 
 
@@ -37,8 +44,7 @@ def relu_digits_model(digits):
 
     torch.manual_seed(0)
     model = vgg_small(image_size=8, widths=(8, 8), hidden=32)
-    train_classifier(model, digits.train_x, digits.train_y, digits.val_x, digits.val_y, epochs=15,
-                     batch_size=32, lr=3e-3, seed=0, show_progress=False)
+    _train(model, digits)
     return freeze(model)
 
 

@@ -4,6 +4,7 @@ import torch
 from robex.attacks.manipulation import ExplanationManipulation, RandomNoise, random_regions, region_masks
 from robex.errors import RobexError
 from robex.explainers.gradient import Gradient
+from robex.threats import Threat
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def _objective_gain(attack, model, x, y, x_adv):
 def test_manipulation_respects_budget_keeps_labels_and_beats_random(objective, digits_model, batch):
     x, y = batch
     eps = 0.1
-    attack = ExplanationManipulation(objective=objective, eps=eps, steps=30, step_size=0.02, topk=6,
+    attack = ExplanationManipulation(objective=objective, threat=Threat(budget=eps), steps=30, step_size=0.02, topk=6,
                                      region=3, batch_size=16, show_progress=False)
     res = attack(digits_model, Gradient(), x, y)
     d = (res.x_adv - x).abs().flatten(1).amax(1)
@@ -38,7 +39,7 @@ def test_manipulation_respects_budget_keeps_labels_and_beats_random(objective, d
     assert (gain >= -1e-7).all()  # best iterate: never worse than the start
     torch.testing.assert_close(res.facts["objective_after"] - res.facts["objective_before"], gain,
                                rtol=1e-4, atol=1e-6)
-    noise = RandomNoise(eps=eps, steps=30, step_size=0.02, batch_size=16, show_progress=False)
+    noise = RandomNoise(threat=Threat(budget=eps), steps=30, step_size=0.02, batch_size=16, show_progress=False)
     rnd = noise(digits_model, Gradient(), x, y)
     gain_rnd = _objective_gain(attack, digits_model, x, y, rnd.x_adv)
     assert gain.mean() > 2 * gain_rnd.mean().clamp_min(0) + 1e-3
@@ -46,7 +47,7 @@ def test_manipulation_respects_budget_keeps_labels_and_beats_random(objective, d
 
 def test_random_control_respects_budget_and_labels(digits_model, batch):
     x, y = batch
-    res = RandomNoise(eps=0.05, steps=20, step_size=0.02, show_progress=False)(digits_model, Gradient(), x, y)
+    res = RandomNoise(threat=Threat(budget=0.05), steps=20, step_size=0.02, show_progress=False)(digits_model, Gradient(), x, y)
     assert ((res.x_adv - x).abs().flatten(1).amax(1) <= 0.05 + 1e-6).all()
     assert res.x_adv.min() >= 0 and res.x_adv.max() <= 1
     assert torch.equal(digits_model(x).argmax(1), digits_model(res.x_adv).argmax(1))
@@ -55,7 +56,7 @@ def test_random_control_respects_budget_and_labels(digits_model, batch):
 
 def test_attack_is_independent_of_chunking(digits_model, batch):
     x, y = batch
-    kw = dict(objective="targeted", eps=0.05, steps=5, region=3, show_progress=False)
+    kw = dict(objective="targeted", threat=Threat(budget=0.05), steps=5, region=3, show_progress=False)
     a = ExplanationManipulation(batch_size=48, **kw)(digits_model, Gradient(), x, y).x_adv
     b = ExplanationManipulation(batch_size=7, **kw)(digits_model, Gradient(), x, y).x_adv
     torch.testing.assert_close(a, b)
@@ -68,12 +69,42 @@ def test_regions_are_seeded_and_inside_the_image():
     assert (m.sum(1) == 25).all()
 
 
-@pytest.mark.parametrize("eps", [-0.01, 1.5, float("nan")])
-def test_eps_out_of_range_is_a_clear_error(eps):
-    with pytest.raises(RobexError, match="eps"):
-        ExplanationManipulation(eps=eps)
-    with pytest.raises(RobexError, match="eps"):
-        RandomNoise(eps=eps)
+@pytest.mark.parametrize("budget", [-0.01, 1.5, float("nan"), "abc"])
+def test_budget_out_of_range_is_a_clear_error(budget):
+    with pytest.raises(RobexError, match="threat.budget"):
+        ExplanationManipulation(threat={"budget": budget})
+    with pytest.raises(RobexError, match="threat.budget"):
+        RandomNoise(threat={"budget": budget})
+
+
+def test_an_l2_threat_in_normalised_units_may_exceed_one_and_is_respected(digits, digits_model, batch):
+    """RelEx-style budgets (2-8 in normalised units) are valid for L2; the attack stays inside the
+    L2 ball measured in the model's normalised units and keeps labels."""
+    from torch import nn
+
+    from robex.models.normalize import Normalize
+
+    x, y = batch
+    std = (0.5,)
+    model = nn.Sequential(Normalize(mean=(0.5,), std=std), digits_model).eval()
+    threat = Threat(norm="l2", budget=2.0, units="normalised")
+    res = ExplanationManipulation(threat=threat, objective="untargeted", steps=10, step_size=0.5, topk=6,
+                                  batch_size=16, show_progress=False)(model, Gradient(), x, y)
+    size = ((res.x_adv - x) / std[0]).flatten(1).norm(dim=1)
+    assert (size <= 2.0 + 1e-4).all() and size.max() > 0.5  # inside the ball, and it moved
+    assert res.x_adv.min() >= 0 and res.x_adv.max() <= 1 and res.facts["label_kept"].all()
+    with pytest.raises(RobexError, match="normalisation layer"):  # no layer to define the units
+        ExplanationManipulation(threat=threat, steps=1, show_progress=False)(digits_model, Gradient(), x, y)
+
+
+def test_threat_rows_say_what_the_attack_could_do():
+    assert Threat(budget=0.1).columns() == {"threat": "linf", "budget": 0.1, "units": "pixel"}
+    from robex.attacks.targeted_map import TargetedMapAttack
+
+    cols = TargetedMapAttack().threat.columns()
+    assert cols["threat"] == "unconstrained" and cols["budget"] != cols["budget"]  # NaN: no ball
+    with pytest.raises(RobexError, match="threat.kind"):
+        Threat(kind="flow")
 
 
 def test_manipulation_of_a_relu_net_moves_through_the_surrogate_and_refuses_without_it(digits, batch):
@@ -87,7 +118,7 @@ def test_manipulation_of_a_relu_net_moves_through_the_surrogate_and_refuses_with
     x, y = x[:16], y[:16]
     torch.manual_seed(0)
     model = vgg_small(image_size=8, widths=(8, 8), hidden=32).eval()
-    kw = dict(objective="untargeted", eps=0.1, steps=20, step_size=0.02, topk=6, batch_size=16,
+    kw = dict(objective="untargeted", threat=Threat(budget=0.1), steps=20, step_size=0.02, topk=6, batch_size=16,
               show_progress=False)
     res = ExplanationManipulation(surrogate_beta=10.0, **kw)(model, Gradient(), x, y)
     ex = Gradient()

@@ -61,7 +61,7 @@ def test_model_memo_hands_out_copies_a_task_cannot_corrupt(tmp_path):
         "dataset": {"_target_": "robex.data.mnist_like.load_digits", "name": "digits"},
         "model": {"_target_": "robex.models.atex_cnn.atex_cnn", "name": "cnn", "image_size": 8,
                   "channels": 4, "hidden": 8, "beta": 10.0},
-        "train": {"epochs": 1, "batch_size": 64, "lr": 1e-3, "limit": 200}})
+        "train": {"epochs": 1, "batch_size": 64, "optimiser": {"lr": 1e-3}, "limit": 200}})
     _MODEL_MEMO.clear()
     ctx = Context(cfg, torch.device("cpu"), Cache(tmp_path))
     first = ctx.trained_model()

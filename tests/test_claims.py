@@ -10,28 +10,29 @@ from omegaconf import OmegaConf
 
 from robex.errors import RobexError
 from robex.report.claims import evaluate_claim, load_claims, render, wilson
+from robex.report.schema import conform
 
 
 def _rows(cells):
-    """cells: list of (defense, eps, metric, value, se[, n, seed])."""
+    """cells: list of (defense, budget, metric, value, se[, n, seed])."""
     recs = []
     for c in cells:
         d, e, m, v, se = c[:5]
         n = c[5] if len(c) > 5 else 100
         seed = c[6] if len(c) > 6 else 0
-        recs.append({"defense": d, "attack": "manip", "eps": e, "metric": m, "value": v, "se": se,
-                     "n": n, "seed": seed, "k": 0, "dataset": "d", "explainer": "gradient"})
+        recs.append({"defense": d, "attack": "manip", "budget": e, "metric": m, "value": v, "se": se,
+                     "n": n, "seed": seed, "step": 0, "dataset": "d", "explainer": "gradient"})
     return pd.DataFrame(recs)
 
 
 def _write(tmp_path, rows, artifact="art", name="metrics.csv"):
     (tmp_path / artifact).mkdir(exist_ok=True)
-    rows.to_csv(tmp_path / artifact / name, index=False)
+    (conform(rows) if name == "metrics.csv" else rows).to_csv(tmp_path / artifact / name, index=False)
 
 
 def _claim(**kw):
     base = {"text": "t", "artifact": "art", "test": "difference", "metric": "spearman",
-            "for_each": {"eps": None}, "a": {"defense": "atex"}, "b": {"defense": "none"},
+            "for_each": {"budget": None}, "a": {"defense": "atex"}, "b": {"defense": "none"},
             "expect": "greater"}
     return OmegaConf.create(base | kw)
 
@@ -63,7 +64,7 @@ def test_growth_compares_the_gain_at_the_last_and_first_axis_value(tmp_path):
                   ("none", 0.04, "m", 0.4, 0.001), ("atex", 0.04, "m", 0.39, 0.001),   # middle ignored
                   ("none", 0.08, "m", 0.3, 0.001), ("atex", 0.08, "m", 0.35, 0.001)])
     _write(tmp_path, rows)
-    r = evaluate_claim(_claim(test="growth", axis="eps", metric="m", for_each=None), tmp_path)
+    r = evaluate_claim(_claim(test="growth", axis="budget", metric="m", for_each=None), tmp_path)
     assert r.verdict == "PASS" and r.cells[0].estimate == pytest.approx(0.05 - 0.01)
     assert r.cells[0].high - r.cells[0].low == pytest.approx(2 * 1.959964 * math.sqrt(4) * 0.001)
 

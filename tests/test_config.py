@@ -72,13 +72,13 @@ def test_unknown_option_is_one_clear_error(tmp_path):
     assert "Traceback" not in r.stderr
 
 
-@pytest.mark.parametrize("eps", ["-0.1", "1.5", "nan"])
-def test_eps_out_of_range_is_one_line_before_any_work(eps, tmp_path):
-    r = _cli("attack=manip_untargeted", f"eps={eps}", f"hydra.run.dir={tmp_path}",
+@pytest.mark.parametrize("budget", ["-0.1", "1.5", "nan"])
+def test_budget_out_of_range_is_one_line_before_any_work(budget, tmp_path):
+    r = _cli("attack=manip_untargeted", f"threat.budget={budget}", f"hydra.run.dir={tmp_path}",
              f"paths.cache_dir={tmp_path}/cache")
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
-    assert "robex error: eps=" in r.stderr and "out of range" in r.stderr
+    assert "robex error: threat.budget=" in r.stderr and "out of range" in r.stderr
     assert not (tmp_path / "cache").exists()  # failed before training anything
 
 

@@ -35,7 +35,7 @@ def tiny_tab1(tmp_path_factory, fashion_standin):
 def test_tiny_sweep_writes_the_schema(tiny_tab1):
     tmp, first, _ = tiny_tab1
     files = sorted((tmp / "sweep").glob("*/metrics.csv"))
-    assert len(files) == 12  # 3 eps x 2 defenses x (attack + control)
+    assert len(files) == 12  # 3 budgets x 2 defenses x (attack + control)
     for f in files:
         rows = pd.read_csv(f)
         assert list(rows.columns) == COLUMNS
@@ -44,7 +44,7 @@ def test_tiny_sweep_writes_the_schema(tiny_tab1):
         spear = rows.loc[rows.metric == "spearman", "value"].item()
         assert -1 <= spear <= 1
         linf = rows.loc[rows.metric == "linf", "value"].item()
-        assert linf <= rows["eps"].iloc[0] + 1e-6
+        assert linf <= rows["budget"].iloc[0] + 1e-6 and set(rows["threat"]) == {"linf"}
         assert rows.loc[rows.metric == "label_kept", "value"].item() == 1.0
 
 
@@ -67,11 +67,11 @@ def test_rerun_recomputes_nothing(tiny_tab1, fashion_standin):
 
 
 def test_a_narrowed_sweep_never_overwrites_the_presets_results(tiny_tab1, fashion_standin):
-    """`run.py -m paper=atex_tab1 eps=0.02` computes a part of the preset: it renders beside its own
+    """`run.py -m paper=atex_tab1 threat.budget=0.02` computes a part of the preset: it renders beside its own
     jobs and leaves the results folder alone (which a full run would write)."""
     tmp, _, _ = tiny_tab1
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    args = [sys.executable, "run.py", "paper=atex_tab1", "debug=tiny", "eps=0.02", f"dataset.root={fashion_standin}",
+    args = [sys.executable, "run.py", "paper=atex_tab1", "debug=tiny", "threat.budget=0.02", f"dataset.root={fashion_standin}",
             "dataset.system_dir=null", f"paths.cache_dir={tmp}/cache", f"hydra.sweep.dir={tmp}/narrow",
             f"paths.results_dir={tmp}/committed"]
     r = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -86,9 +86,9 @@ def test_the_schema_rejects_an_unknown_column_instead_of_dropping_it(tmp_path):
     from robex.errors import RobexError
     from robex.report.schema import write_metrics
 
-    rows = pd.DataFrame({"metric": ["spearman"], "value": [0.5], "attacked_explainer": ["lrp"]})
-    with pytest.raises(RobexError, match="attacked_explainer"):
+    rows = pd.DataFrame({"metric": ["spearman"], "value": [0.5], "attacked_method": ["lrp"]})
+    with pytest.raises(RobexError, match="attacked_method"):
         write_metrics(rows, tmp_path / "metrics.csv")
     assert not (tmp_path / "metrics.csv").exists()
-    write_metrics(rows.drop(columns="attacked_explainer"), tmp_path / "metrics.csv")
+    write_metrics(rows.drop(columns="attacked_method"), tmp_path / "metrics.csv")
     assert list(pd.read_csv(tmp_path / "metrics.csv").columns) == COLUMNS

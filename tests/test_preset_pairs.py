@@ -63,8 +63,8 @@ def test_preset_pair_attacks_a_tiny_model(key, digits, digits_model, relu_digits
     linf = (res.x_adv - x).abs().flatten(1).amax(1)
     torch.testing.assert_close(res.facts["linf"].float(), linf.float())
     assert linf.max() > 0, f"{preset}: {attack.name} on {explainer.name} did not move"
-    if hasattr(attack, "eps"):
-        assert (linf <= attack.eps + 1e-6).all()
+    if attack.threat.kind == "additive":
+        assert (linf <= attack.threat.budget + 1e-6).all()
     if attack.name.startswith(("manip", "random")):
         with torch.no_grad():
             assert torch.equal(model(res.x_adv).argmax(1), cls) and res.facts["label_kept"].all()

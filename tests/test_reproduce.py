@@ -58,19 +58,20 @@ def test_figure_csv_holds_the_plotted_values(tmp_path):
 
     from robex.report.atex_figures import render_adv_training, render_smoothness
 
-    rows = pd.DataFrame({"dataset": ["d"] * 4, "source": ["s"] * 4, "k": [0, 5, 0, 5],
+    rows = pd.DataFrame({"dataset": ["d"] * 4, "source": ["s"] * 4, "step": [0, 5, 0, 5],
                          "metric": ["ssim_to_smoothgrad"] * 2 + ["accuracy"] * 2,
                          "value": [0.5, 0.7, 0.9, 0.8], "se": [0.01, 0.02, 0, 0], "n": [10] * 4})
     plotted = render_smoothness(rows, OmegaConf.create({}), tmp_path)
     csv = pd.read_csv(tmp_path / "figure.csv")
     assert csv["ssim"].tolist() == [0.5, 0.7] == plotted["ssim"].tolist()
     assert (tmp_path / "figure.png").read_bytes()[:4] == b"\x89PNG"
-    rows = pd.DataFrame({"dataset": ["d"] * 6, "source": ["s"] * 6, "k": [0, 1, 2] * 2,
-                         "metric": ["robust_accuracy"] * 3 + ["accuracy"] * 3,
+    rows = pd.DataFrame({"dataset": ["d"] * 6, "source": ["s"] * 6, "step": [0, 1, 2] * 2,
+                         "metric": ["robust_accuracy"] * 3 + ["accuracy"] * 3, "attack": ["fgsm"] * 6,
+                         "budget": [0.1] * 3 + [float("nan")] * 3,
                          "value": [0.1, 0.2, 0.3, 0.8, 0.8, 0.8], "se": [0] * 6, "n": [5] * 6})
     render_adv_training(rows, OmegaConf.create({}), tmp_path)
     csv = pd.read_csv(tmp_path / "figure.csv")
-    assert csv["robust_accuracy"].tolist() == [0.1, 0.2, 0.3] and csv["k"].tolist() == [0, 1, 2]
+    assert csv["robust_accuracy"].tolist() == [0.1, 0.2, 0.3] and csv["step"].tolist() == [0, 1, 2]
 
 
 @pytest.mark.slow

@@ -47,7 +47,7 @@ def test_smoothness_task(tmp_path, fashion_standin, cache_dir):
     rows, _ = _job("atex_fig2", ["dataset=fashion_mnist", "defense.iterations=5"], tmp_path,
                    fashion_standin, cache_dir)
     ssim = _values(rows, "ssim_to_smoothgrad", explainer="smoothgrad100")
-    assert list(ssim.k) == [5] and (ssim.n == 16).all()
+    assert list(ssim.step) == [5] and (ssim.step_axis == "defense_stage").all() and (ssim.n == 16).all()
     assert ssim.value.between(-1, 1).all() and (ssim.se >= 0).all()
     assert _values(rows, "accuracy").value.between(0, 1).all()
 
@@ -65,6 +65,10 @@ def test_adversarial_training_efficacy_task(tmp_path, fashion_standin, cache_dir
                    fashion_standin, cache_dir)
     robust = _values(rows, "robust_accuracy")
     assert (robust.attack == "fgsm").all() and robust.value.between(0, 1).all()
+    # the evaluation's FGSM budget and ATEX's own are recorded apart (the preset: 0.1 and 0.08)
+    assert (robust.budget == 0.1).all() and (robust.defense_budget == 0.08).all()
+    clean = _values(rows, "accuracy")
+    assert (clean.attack == "none").all() and (clean.threat == "none").all() and clean.budget.isna().all()
     assert (robust.n == 500).all()
     assert _values(rows, "accuracy_before").value.between(0, 1).all()
 
@@ -76,7 +80,10 @@ def test_map_manipulation_task(preset, expected, tmp_path, fashion_standin, cach
     rows, arrays = _job(preset, ["explainer=gradient"], tmp_path, fashion_standin, cache_dir)
     attacked = rows[rows.explainer == "gradient"]
     assert set(attacked.metric) == expected
-    assert (attacked.n == 3).all() and (rows.attack.str.endswith("[gradient]")).all()
+    assert (attacked.n == 3).all() and (rows.attacked_explainer == "gradient").all()
+    attack = {"aggmean_tab1": "map_targeted", "aggmean_tab4": "map_blank_square"}[preset]
+    assert (rows.attack == attack).all() and (rows.threat == "unconstrained").all()
+    assert rows.budget.isna().all()  # no ball: the map attacks only clamp to the valid range
     assert set(rows.explainer) == {"gradient", "guided_backprop", "lrp", "integrated_gradients", "agg_mean"}
     assert 0 <= _values(attacked, "label_kept").value.iloc[0] <= 1
     assert _values(attacked, "linf").value.iloc[0] > 0
@@ -93,7 +100,7 @@ def test_a_seed_makes_a_job_repeatable_and_another_seed_changes_it(tmp_path, fas
         _MODEL_MEMO.clear()
         _DATA_MEMO.clear()
         out = tmp_path / sub
-        rows, _ = _job("atex_tab1", ["eps=0.04", "defense=none", "attack=manip_untargeted", f"seed={seed}",
+        rows, _ = _job("atex_tab1", ["threat.budget=0.04", "defense=none", "attack=manip_untargeted", f"seed={seed}",
                                      "use_cache=false"], out, fashion_standin, tmp_path / f"cache_{sub}")
         return rows.drop(columns=["run_name"])
 
@@ -101,3 +108,27 @@ def test_a_seed_makes_a_job_repeatable_and_another_seed_changes_it(tmp_path, fas
     pd.testing.assert_frame_equal(a, b)
     spear = lambda r: r.loc[r.metric == "spearman", "value"].item()  # noqa: E731
     assert spear(a) != spear(c)
+
+
+def test_one_pivot_over_both_papers_metrics_files(tmp_path, fashion_standin, cache_dir):
+    """The defense x attack x explainer matrix across papers is one pivot over their metrics.csv
+    files: same columns, no paper-specific parsing, every (configuration, metric) cell unique and
+    equal to its row's value."""
+    from robex.report.schema import KEYS, read_metrics
+
+    _job("atex_tab1", ["threat.budget=0.04", "defense=atex", "attack=manip_untargeted"],
+         tmp_path / "atex", fashion_standin, cache_dir)
+    _job("aggmean_tab1", ["explainer=lrp"], tmp_path / "aggmean", fashion_standin, cache_dir)
+    rows = read_metrics([tmp_path / "atex" / "metrics.csv", tmp_path / "aggmean" / "metrics.csv"])
+    assert set(rows.paper) == {"atex", "aggmean"}
+    assert not rows.duplicated(subset=KEYS).any()  # the key columns identify every value
+    matrix = rows.pivot_table(index=["paper", "defense", "defense_budget"],
+                              columns=["attack", "attacked_explainer", "explainer", "metric"],
+                              values="value", aggfunc="first", dropna=False)
+    cell = matrix.loc[("aggmean", "none", np.nan), ("map_targeted", "lrp", "agg_mean", "pcc_delta")]
+    want = rows[(rows.explainer == "agg_mean") & (rows.attacked_explainer == "lrp") & (rows.metric == "pcc_delta")]
+    assert len(want) == 1 and cell == want.value.item()
+    cell = matrix.loc[("atex", "atex", 0.04), ("manip_untargeted", "gradient", "gradient", "spearman")]
+    want = rows[(rows.paper == "atex") & (rows.metric == "spearman")]
+    assert len(want) == 1 and cell == want.value.item() and want.budget.item() == 0.04
+    assert (want.metric_params.fillna("") == "").all() and (rows[rows.metric == "topk"].metric_params == "k=50").all()

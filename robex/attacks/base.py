@@ -1,11 +1,16 @@
-"""What every attack returns, and the shared L_inf projection."""
+"""What every attack returns, the one label rule, and the facts every attack reports.
+
+Every attack has a ``threat`` (:class:`robex.threats.Threat`: what it may change and by how much,
+recorded in every row) and says whether it optimises against an explainer (``on_explanation``: the
+row's ``attacked_explainer`` column then names the job's explainer)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import torch
 
-from robex.errors import RobexError, check_range
+from robex.errors import RobexError
+from robex.threats import NONE
 
 
 @dataclass
@@ -20,11 +25,6 @@ class AttackResult:
 
     def summary(self) -> dict[str, float]:
         return {k: v.float().mean().item() for k, v in self.facts.items()}
-
-
-def project_linf(x: torch.Tensor, x0: torch.Tensor, eps: float) -> torch.Tensor:
-    """Project onto the L_inf ball of radius eps around x0, then onto the valid range [0, 1]."""
-    return torch.minimum(torch.maximum(x, x0 - eps), x0 + eps).clamp_(0.0, 1.0)
 
 
 def label_kept(model, x0: torch.Tensor, x_adv: torch.Tensor, batch_size: int = 200) -> torch.Tensor:
@@ -48,16 +48,15 @@ def check_gradient(grad: torch.Tensor, attack: str, explainer: str) -> None:
             f"set attack.surrogate_beta (softplus surrogate, e.g. 10) so the attack can move")
 
 
-def validate_eps(eps: float) -> float:
-    return check_range("eps", eps, 0.0, 1.0)
-
-
 def per_sample_max(t: torch.Tensor) -> torch.Tensor:
     return t.detach().abs().flatten(1).amax(1)
 
 
 class NoAttack:
     """The identity 'attack': returns x unchanged (clean evaluation)."""
+
+    threat = NONE
+    on_explanation = False
 
     def __init__(self, name: str = "none"):
         self.name = name

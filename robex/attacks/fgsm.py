@@ -4,7 +4,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from robex.attacks.base import AttackResult, label_kept, per_sample_max, validate_eps
+from robex.attacks.base import AttackResult, label_kept, per_sample_max
+from robex.errors import RobexError
+from robex.threats import Threat
 
 
 def fgsm(model, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
@@ -17,11 +19,18 @@ def fgsm(model, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 class FGSM:
-    """White-box FGSM on the prediction (true labels). Attack interface: the explainer is unused."""
+    """White-box FGSM on the prediction (true labels), one step of the threat's budget: an
+    additive L_inf threat in pixel units. Attack interface: the explainer is unused."""
 
-    def __init__(self, name: str = "fgsm", eps: float = 0.1, batch_size: int = 200):
+    on_explanation = False
+
+    def __init__(self, threat, name: str = "fgsm", batch_size: int = 200):
         self.name = name
-        self.eps = validate_eps(eps)
+        self.threat = Threat.from_config(threat)
+        if (self.threat.kind, self.threat.norm, self.threat.units) != ("additive", "linf", "pixel"):
+            raise RobexError(f"attack {name} supports threat kind=additive norm=linf units=pixel only "
+                             f"(got {self.threat})")
+        self.eps = self.threat.budget
         self.batch_size = int(batch_size)
 
     def __call__(self, model, explainer, x, target) -> AttackResult:

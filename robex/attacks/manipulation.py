@@ -1,4 +1,4 @@
-"""Explanation manipulation under an L_inf budget (Ghorbani et al. 2019 style, as used by ATEX),
+"""Explanation manipulation under an additive threat (Ghorbani et al. 2019 style, as used by ATEX),
 and its random-noise control.
 
 Objectives on the normalised heatmap h (sum to one, see ``robex.explainers.base.heatmap``):
@@ -8,7 +8,8 @@ Objectives on the normalised heatmap h (sum to one, see ``robex.explainers.base.
   objective = sum_{t in R} h_t.
 
 Each step moves every sample by ``step_size * g / max|g|`` (g = objective gradient, the authors'
-normalisation), projects onto the eps-ball and [0,1], and rejects, per sample, a step that changes
+normalisation; ``g / ||g||_2`` under an L2 threat), projects onto the threat's ball and [0,1] (see
+:class:`robex.threats.Threat`), and rejects, per sample, a step that changes
 the predicted label: that sample returns to its previous point and halves its step. The best
 label-preserving iterate (highest objective) is returned. All samples of a chunk move together;
 gradients of the heatmap come from ``explainer.heatmap_with_pullback``.
@@ -17,9 +18,10 @@ from __future__ import annotations
 
 import torch
 
-from robex.attacks.base import AttackResult, check_gradient, label_kept, per_sample_max, project_linf, validate_eps
+from robex.attacks.base import AttackResult, check_gradient, label_kept, per_sample_max
 from robex.errors import RobexError
 from robex.models.transforms import BetaSchedule, softplus_surrogate
+from robex.threats import Threat
 from robex.utils import progress
 
 
@@ -47,11 +49,16 @@ def topk_masks(h: torch.Tensor, k: int) -> torch.Tensor:
 class _StepAttack:
     """Shared loop: propose a direction per sample, step, project, reject label changes."""
 
-    def __init__(self, name: str, eps: float, steps: int, step_size: float, batch_size: int,
+    on_explanation = True
+
+    def __init__(self, name: str, threat, steps: int, step_size: float, batch_size: int,
                  seed: int, show_progress: bool, surrogate_beta: float | None = None,
                  surrogate_beta_end: float | None = None):
         self.name = name
-        self.eps = validate_eps(eps)
+        self.threat = Threat.from_config(threat)
+        if self.threat.kind != "additive":
+            raise RobexError(f"attack {name} needs an additive threat (threat.kind=additive), "
+                             f"got kind={self.threat.kind}")
         self.steps = int(steps)
         self.step_size = float(step_size)
         self.batch_size = int(batch_size)
@@ -64,6 +71,7 @@ class _StepAttack:
     def __call__(self, model, explainer, x, target) -> AttackResult:
         model.eval()
         n = len(x)
+        self.scale = self.threat.scale(model)
         self._prepare(model, explainer, x, target)
         self.net, self.handle = model, None
         if self.schedule is not None:
@@ -73,7 +81,7 @@ class _StepAttack:
         out = torch.empty_like(x)
         facts = {k: torch.empty(n) for k in ("linf", "objective_before", "objective_after")}
         facts["label_kept"] = torch.empty(n, dtype=torch.bool)
-        bar = progress(total=n * self.steps, desc=f"attack {self.name} eps={self.eps:g}",
+        bar = progress(total=n * self.steps, desc=f"attack {self.name} {self.threat.norm}={self.threat.budget:g}",
                        enabled=self.show_progress)
         for start in range(0, n, self.batch_size):
             sl = slice(start, min(n, start + self.batch_size))
@@ -95,11 +103,11 @@ class _StepAttack:
 class ExplanationManipulation(_StepAttack):
     """Manipulate the explanation while keeping the prediction (see the module docstring)."""
 
-    def __init__(self, name: str = "manip_untargeted", objective: str = "untargeted", eps: float = 0.08,
+    def __init__(self, threat, name: str = "manip_untargeted", objective: str = "untargeted",
                  steps: int = 200, step_size: float = 0.02, topk: int = 50, region: int = 5,
                  batch_size: int = 64, seed: int = 0, show_progress: bool = True,
                  surrogate_beta: float | None = 10.0, surrogate_beta_end: float | None = None):
-        super().__init__(name, eps, steps, step_size, batch_size, seed, show_progress, surrogate_beta,
+        super().__init__(name, threat, steps, step_size, batch_size, seed, show_progress, surrogate_beta,
                          surrogate_beta_end)
         if objective not in ("untargeted", "targeted"):
             raise RobexError(f"attack objective={objective!r}: choose 'untargeted' or 'targeted'")
@@ -161,12 +169,12 @@ class ExplanationManipulation(_StepAttack):
             grad = pullback(v)
             if it == 0:
                 check_gradient(grad, self.name, explainer.name)
-            new_dir = grad / per_sample_max(grad).clamp_min(1e-30).view(view)
+            new_dir = self.threat.unit_direction(grad)
             # accepted samples step on from x; rejected ones retry from x_base with half the step
             x_base = torch.where(ok.view(view), x, x_base)
             direction = torch.where(ok.view(view), new_dir, direction)
             step = torch.where(ok, step, step * 0.5)
-            x = project_linf(x_base + step.view(view) * direction, x0, self.eps)
+            x = self.threat.project(x_base + step.view(view) * direction, x0, self.scale)
             bar.update(len(x0))
         facts = {"linf": per_sample_max(best_x - x0), "objective_before": obj0,
                  "objective_after": best_obj}
@@ -175,12 +183,14 @@ class ExplanationManipulation(_StepAttack):
 
 class RandomNoise(_StepAttack):
     """The control: the same loop with uniform random directions instead of the objective's
-    gradient (same eps, step size, step count, projection and label rule); returns the last
+    gradient (same threat, step size, step count, projection and label rule); returns the last
     accepted iterate."""
 
-    def __init__(self, name: str = "random", eps: float = 0.08, steps: int = 200, step_size: float = 0.02,
+    on_explanation = False
+
+    def __init__(self, threat, name: str = "random", steps: int = 200, step_size: float = 0.02,
                  batch_size: int = 64, seed: int = 0, show_progress: bool = True):
-        super().__init__(name, eps, steps, step_size, batch_size, seed, show_progress)
+        super().__init__(name, threat, steps, step_size, batch_size, seed, show_progress)
 
     def _attack_chunk(self, model, explainer, x0, target, sl, bar) -> AttackResult:
         x0 = x0.detach()
@@ -191,8 +201,8 @@ class RandomNoise(_StepAttack):
             x = x0.clone()
             for _ in range(self.steps):
                 u = torch.rand(x0.shape, generator=gen, device=x0.device) * 2 - 1
-                u = u / per_sample_max(u).view(view)
-                cand = project_linf(x + self.step_size * u, x0, self.eps)
+                u = self.threat.unit_direction(u)
+                cand = self.threat.project(x + self.step_size * u, x0, self.scale)
                 ok = model(cand).argmax(1) == pred0
                 x = torch.where(ok.view(view), cand, x)
                 bar.update(len(x0))

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from robex.attacks.base import AttackResult, check_gradient, label_kept, per_sample_max
 from robex.errors import RobexError
 from robex.models.transforms import BetaSchedule, softplus_surrogate
+from robex.threats import UNCONSTRAINED
 from robex.utils import progress
 
 
@@ -44,6 +45,9 @@ def blank_square_target(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class TargetedMapAttack:
+    threat = UNCONSTRAINED  # no ball: only the valid range (clamp_low, clamp_high)
+    on_explanation = True
+
     def __init__(self, name: str = "map_targeted", target: str = "other_image", iterations: int = 1500,
                  lr: float = 2e-4, w_map: float = 1e11, w_out: float = 1e6, beta_start: float = 10.0,
                  beta_end: float | None = 100.0, clamp_low: float = 0.0, clamp_high: float = 1.0,

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from robex.attacks.fgsm import fgsm
 from robex.errors import RobexError, check_range
-from robex.utils import batches, progress
+from robex.trainers.fit import fit
+from robex.trainers.losses import FGSMAdversarial
+from robex.trainers.optim import optimiser_spec, schedule_spec
 
 
 class FGSMAdversarialTraining:
@@ -16,38 +16,26 @@ class FGSMAdversarialTraining:
 
     stages = 1
 
-    def __init__(self, name: str = "fgsm_at", eps: float = 0.1, epochs: int = 1, lr: float = 1.5e-3,
-                 batch_size: int = 100, limit: int | None = None, seed: int = 0, show_progress: bool = True):
+    start = "trained"  # fine-tunes the job's (defended) model
+
+    def __init__(self, name: str = "fgsm_at", eps: float = 0.1, epochs: int = 1, optimiser=None,
+                 schedule=None, batch_size: int = 100, limit: int | None = None, seed: int = 0,
+                 show_progress: bool = True):
         self.name = name
         self.eps = check_range("adversarial training eps", eps, 0.0, 1.0)
+        self.budget = self.eps  # the defense's own magnitude, the rows' defense_budget
         if epochs < 1:
             raise RobexError("adversarial training epochs must be >= 1")
-        self.epochs, self.lr, self.batch_size = int(epochs), float(lr), int(batch_size)
+        self.epochs, self.batch_size = int(epochs), int(batch_size)
+        self.optimiser, self.schedule = optimiser_spec(optimiser), schedule_spec(schedule)
         self.limit, self.seed, self.show_progress = limit, int(seed), show_progress
 
     def apply_stage(self, stage: int, teacher, model, data) -> dict:
-        device = next(model.parameters()).device
         x_all, y_all = data.train_x, data.train_y
         if self.limit:
             x_all, y_all = x_all[: self.limit], y_all[: self.limit]
-        gen = torch.Generator().manual_seed(self.seed + 4242)
-        opt = torch.optim.Adam(model.parameters(), lr=self.lr)
-        total, steps = 0.0, 0
-        for epoch in range(self.epochs):
-            perm = torch.randperm(len(y_all), generator=gen)
-            bar = progress(total=len(perm), desc=f"FGSM adversarial training {epoch + 1}", enabled=self.show_progress)
-            for s in batches(len(perm), self.batch_size):
-                idx = perm[s]
-                x, y = x_all[idx].to(device), y_all[idx].to(device)
-                model.eval()
-                x_adv = fgsm(model, x, y, self.eps)
-                model.train()
-                loss = F.cross_entropy(model(x), y) + F.cross_entropy(model(x_adv), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total, steps = total + loss.item(), steps + 1
-                bar.update(len(idx))
-            bar.close()
-        model.eval()
-        return {"loss": total / max(1, steps)}
+        info = fit(model, FGSMAdversarial(self.eps), x_all, y_all, epochs=self.epochs,
+                   batch_size=self.batch_size, optimiser=self.optimiser, schedule=self.schedule,
+                   generator=torch.Generator().manual_seed(self.seed + 4242),
+                   desc="FGSM adversarial training", show_progress=self.show_progress)
+        return {"loss": info["loss"]}

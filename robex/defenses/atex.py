@@ -9,7 +9,7 @@ For each training seed x (label y):
   J      = KL(f(x)/T || g(x)) + alpha * sum_{i,p} KL(f(x_i)/T || g(x_p))    (Eq. 4), averaged over
            the seeds of a batch; f(.)/T is the teacher's softmax at temperature T.
 
-Delta1 = Delta2 = ``delta_scale`` x ``delta`` (delta is the job's eps). ``norm`` chooses how the
+Delta1 = Delta2 = ``delta_scale`` x ``delta`` (delta: the defense's own eps1, recorded as ``budget``). ``norm`` chooses how the
 directions are scaled before multiplying by delta1 / delta2: ``linf`` (max |entry| = 1, so Delta is
 in the attack's pixel units) or ``l2`` (the paper's literal formula). SmoothGrad's sigma defaults to
 ``delta`` (the code's sigma = eps). Every choice is listed, with its source, in the presets' header
@@ -22,6 +22,8 @@ import torch.nn.functional as F
 
 from robex.errors import RobexError, check_range
 from robex.explainers.noise_tunnel import SmoothGrad
+from robex.trainers.fit import fit
+from robex.trainers.optim import optimiser_spec
 from robex.utils import batches, progress
 
 
@@ -41,12 +43,18 @@ def perpendicular(u: torch.Tensor, phi: torch.Tensor, image_dims: int = 3) -> to
 
 
 class ATEX:
+    """The defense: ``iterations`` stages, each one pass of :func:`robex.trainers.fit.fit` with
+    :class:`ATEXLoss` over the training seeds, starting from the trained model (the teacher)."""
+
+    start = "trained"
+
     def __init__(self, name: str = "atex", delta: float = 0.08, delta_scale: float = 1.0, iterations: int = 1,
                  n_along: int = 2,
                  n_perp: int = 8, alpha: float = 1.0, temperature: float = 4.0, sg_samples: int = 10,
-                 sg_sigma: float | None = None, norm: str = "linf", lr: float = 1.5e-3,
+                 sg_sigma: float | None = None, norm: str = "linf", optimiser=None,
                  batch_size: int = 100, micro_batch: int = 200, seed: int = 0, show_progress: bool = True):
         self.name = name
+        self.budget = float(delta)  # the defense's own magnitude, the rows' defense_budget
         self.micro_batch = int(micro_batch)
         self.delta = check_range("atex delta", delta, 0.0, 1.0) * check_range("atex delta_scale", delta_scale, 0.0, 100.0)
         self.stages = int(iterations)
@@ -58,7 +66,7 @@ class ATEX:
         self.alpha, self.temperature = float(alpha), float(temperature)
         self.sg = SmoothGrad(n_samples=sg_samples, relative=False, max_batch=micro_batch,
                              sigma=float(delta) if sg_sigma is None else sg_sigma)
-        self.norm, self.lr, self.batch_size = norm, float(lr), int(batch_size)
+        self.norm, self.optimiser, self.batch_size = norm, optimiser_spec(optimiser), int(batch_size)
         self.seed, self.show_progress = int(seed), show_progress
         self._directions: dict[int, torch.Tensor] = {}
 
@@ -95,52 +103,51 @@ class ATEX:
         x_p = x_i[:, :, None] + d2.view(b, self.n_along, self.n_perp, 1, 1, 1) * perp
         return x_i, x_p
 
-    def _chunked(self, model, x):
-        return torch.cat([model(x[c]) for c in batches(len(x), self.micro_batch)])
-
     # -- one ATEX iteration = one pass over the training seeds -----------------------------------
     def apply_stage(self, stage: int, teacher, model, data) -> dict:
-        device = next(model.parameters()).device
         teacher.eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
         x_all, y_all = data.train_x, data.train_y
         directions = self.teacher_directions(teacher, x_all, y_all)
-        gen = torch.Generator().manual_seed(self.seed * 1000 + stage)
-        opt = torch.optim.Adam(model.parameters(), lr=self.lr)
-        perm = torch.randperm(len(y_all), generator=gen)
-        t = self.temperature
-        model.train()
-        bar = progress(total=len(perm), desc=f"atex iteration {stage}", enabled=self.show_progress)
-        total, count = 0.0, 0
-        for s in batches(len(perm), self.batch_size):
-            idx = perm[s]
-            x, d = x_all[idx].to(device), directions[idx].to(device)
-            x_i, x_p = self.samples(x, d, gen)
-            shape = x.shape[1:]
-            inputs = torch.cat([x, x_p.reshape(-1, *shape)])
-            with torch.no_grad():
-                soft = F.softmax(self._chunked(teacher, torch.cat([x, x_i.reshape(-1, *shape)])) / t, dim=1)
-            targets = torch.cat([soft[: len(x)], soft[len(x):].repeat_interleave(self.n_perp, 0)])
-            # Eq. 4 as written: per seed KL(f(x) || g(x)) + alpha * sum over its x_p of
-            # KL(f(x_i) || g(x_p)), averaged over the B seeds of the batch
-            n_p = len(inputs) - len(x)
-            weights = torch.cat([torch.full((len(x),), 1.0 / len(x)),
-                                 torch.full((n_p,), self.alpha / len(x))]).to(device)
-            opt.zero_grad(set_to_none=True)
-            loss = 0.0
-            for c in batches(len(inputs), self.micro_batch):  # gradient accumulation: same sum
-                logq = F.log_softmax(model(inputs[c]), dim=1)
-                p = targets[c]
-                kl = (p * (p.clamp_min(1e-30).log() - logq)).sum(1)
-                part = (weights[c] * kl).sum()
-                part.backward()
-                loss += part.item()
-            opt.step()
-            loss = torch.tensor(loss)
-            total += loss.item() * len(idx)
-            count += len(idx)
-            bar.update(len(idx))
-        bar.close()
-        model.eval()
-        return {"stage": stage, "loss": total / max(count, 1)}
+        info = fit(model, ATEXLoss(self, teacher, directions), x_all, y_all, epochs=1,
+                   batch_size=self.batch_size, optimiser=self.optimiser,
+                   generator=torch.Generator().manual_seed(self.seed * 1000 + stage),
+                   desc=f"atex iteration {stage}", show_progress=self.show_progress)
+        return {"stage": stage, "loss": info["loss"]}
+
+
+class ATEXLoss:
+    """Eq. 4 as written, for :func:`robex.trainers.fit.fit`: per seed KL(f(x) || g(x)) + alpha * sum
+    over its x_p of KL(f(x_i) || g(x_p)), averaged over the B seeds of the batch; the samples
+    x_i, x_p are drawn from the run's generator around each seed's teacher direction. Computed in
+    micro-batches with gradient accumulation (the same sum)."""
+
+    def __init__(self, atex: ATEX, teacher, directions: torch.Tensor):
+        self.atex, self.teacher, self.directions = atex, teacher, directions
+
+    def _chunked(self, model, x):
+        return torch.cat([model(x[c]) for c in batches(len(x), self.atex.micro_batch)])
+
+    def __call__(self, model, x, y, idx, generator) -> float:
+        a = self.atex
+        device = x.device
+        d = self.directions[idx].to(device)
+        x_i, x_p = a.samples(x, d, generator)
+        shape = x.shape[1:]
+        inputs = torch.cat([x, x_p.reshape(-1, *shape)])
+        with torch.no_grad():
+            soft = F.softmax(self._chunked(self.teacher, torch.cat([x, x_i.reshape(-1, *shape)])) / a.temperature, dim=1)
+        targets = torch.cat([soft[: len(x)], soft[len(x):].repeat_interleave(a.n_perp, 0)])
+        n_p = len(inputs) - len(x)
+        weights = torch.cat([torch.full((len(x),), 1.0 / len(x)),
+                             torch.full((n_p,), a.alpha / len(x))]).to(device)
+        loss = 0.0
+        for c in batches(len(inputs), a.micro_batch):
+            logq = F.log_softmax(model(inputs[c]), dim=1)
+            p = targets[c]
+            kl = (p * (p.clamp_min(1e-30).log() - logq)).sum(1)
+            part = (weights[c] * kl).sum()
+            part.backward()
+            loss += part.item()
+        return loss

@@ -3,6 +3,7 @@
 
 class NoDefense:
     stages = 0
+    budget = float("nan")
 
     def __init__(self, name: str = "none"):
         self.name = name

@@ -15,9 +15,8 @@ METRICS = {"mse_delta": "MSE", "pcc_delta": "PCC", "topk_delta": "top 10%"}
 
 
 def _attacked_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    """Rows where the explainer evaluated is the one attacked (attack column 'name[explainer]')."""
-    attacked = rows["attack"].astype(str).str.extract(r"\[(.*)\]")[0]
-    return rows[attacked == rows["explainer"].astype(str)]
+    """Rows where the explainer evaluated is the one attacked."""
+    return rows[rows["attacked_explainer"].astype(str) == rows["explainer"].astype(str)]
 
 
 def _data_note(rows: pd.DataFrame) -> str:

@@ -12,7 +12,8 @@ DEFENSES = {"atex": "ATEX", "none": "baseline [8]"}
 
 def render_table(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) -> pd.DataFrame:
     """Render ``table.csv`` (tidy: eps, quantity, defense, attack, paper, robex, se) and
-    ``table.md`` (the paper's shape plus the control and facts)."""
+    ``table.md`` (the paper's shape plus the control and facts). ``eps`` is the paper's eps1: the
+    attack's threat budget, and ATEX's own budget (the presets set both to it)."""
     reported = {float(r["eps"]): r for r in OmegaConf.to_container(paper.reported)}
     attack = paper.attack
     control = paper.get("control", "random")
@@ -21,13 +22,13 @@ def render_table(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) ->
         rep = reported[eps]
         cells = {}
         for d in DEFENSES:
-            acc = lookup(rows, "accuracy", eps=eps, defense=d, attack=attack)
+            acc = lookup(rows, "accuracy", budget=eps, defense=d, attack=attack)
             tidy.append(dict(eps=eps, quantity="accuracy", defense=d, attack=attack,
                              paper=rep.get("accuracy") if d == "atex" else None, robex=acc[0], se=acc[1]))
             cells[("accuracy", d)] = acc[0]
             for metric in ("spearman", "topk"):
                 for att in (attack, control):
-                    v = lookup(rows, metric, eps=eps, defense=d, attack=att)
+                    v = lookup(rows, metric, budget=eps, defense=d, attack=att)
                     ref = rep.get(f"{metric}_{'atex' if d == 'atex' else 'baseline'}") if att == attack else None
                     tidy.append(dict(eps=eps, quantity=metric, defense=d, attack=att, paper=ref,
                                      robex=v[0], se=v[1]))
@@ -35,7 +36,7 @@ def render_table(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) ->
                     if att == attack:
                         cells[(metric, d, "paper")] = ref
             for fact in ("label_kept", "objective_before", "objective_after"):
-                v = lookup(rows, fact, eps=eps, defense=d, attack=attack)
+                v = lookup(rows, fact, budget=eps, defense=d, attack=attack)
                 tidy.append(dict(eps=eps, quantity=fact, defense=d, attack=attack, paper=None,
                                  robex=v[0], se=v[1]))
                 cells[(fact, d)] = v[0]

@@ -16,9 +16,9 @@ def _label(dataset: str, source: str) -> str:
 def render_smoothness(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) -> pd.DataFrame:
     """Bars: SSIM to SmoothGrad, baseline (k = 0) vs ATEX (k > 0), per data set."""
     sel = rows[rows["metric"] == "ssim_to_smoothgrad"].copy()
-    sel["model"] = np.where(sel["k"].astype(int) == 0, "baseline", "ATEX k=" + sel["k"].astype(str))
-    plotted = sel[["dataset", "source", "model", "k", "value", "se", "n"]].rename(columns={"value": "ssim"})
-    plotted = plotted.sort_values(["dataset", "k"]).reset_index(drop=True)
+    sel["model"] = np.where(sel["step"].astype(int) == 0, "baseline", "ATEX k=" + sel["step"].astype(str))
+    plotted = sel[["dataset", "source", "model", "step", "value", "se", "n"]].rename(columns={"value": "ssim"})
+    plotted = plotted.sort_values(["dataset", "step"]).reset_index(drop=True)
     datasets = list(dict.fromkeys(plotted["dataset"]))
     fig, (ax,) = subplots(1, width=5.0)
     width = 0.38
@@ -72,13 +72,16 @@ def render_gallery(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) 
 def render_adv_training(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) -> pd.DataFrame:
     """Lines: accuracy under FGSM after FGSM adversarial training vs ATEX iterations, per data set."""
     sel = rows[rows["metric"].isin(["robust_accuracy", "accuracy", "accuracy_before"])]
-    plotted = sel.pivot_table(index=["dataset", "source", "k"], columns="metric", values="value").reset_index()
-    plotted = plotted.sort_values(["dataset", "k"]).reset_index(drop=True)
+    plotted = sel.pivot_table(index=["dataset", "source", "step"], columns="metric", values="value").reset_index()
+    plotted = plotted.sort_values(["dataset", "step"]).reset_index(drop=True)
+    attacked = sel[sel["metric"] == "robust_accuracy"]
+    budgets = ", ".join(f"{b:g}" for b in sorted(attacked["budget"].dropna().unique()))
+    attacks = ", ".join(sorted(attacked["attack"].astype(str).unique()))
     datasets = list(dict.fromkeys(plotted["dataset"]))
     fig, axes = subplots(max(1, len(datasets)))
     for ax, ds in zip(axes, datasets):
         part = plotted[plotted["dataset"] == ds]
-        ax.plot(part["k"], part["robust_accuracy"], "o-", label="under FGSM (eps 0.1)")
+        ax.plot(part["step"], part["robust_accuracy"], "o-", label=f"under {attacks} (eps {budgets})")
         ax.set_xlabel("ATEX iterations before adversarial training")
         ax.set_ylabel("accuracy")
         ax.set_title(_label(ds, part["source"].iloc[0]).replace("\n", " "), fontsize=9)

@@ -15,7 +15,7 @@ Tests (``expect``: ``greater`` or ``less``):
 - ``difference``: a - b (two row selections, same metric), CI a - b +/- z sqrt(se_a^2 + se_b^2).
   The two arms are treated as independent; for paired designs (the same images under two
   defenses) this interval is conservative.
-- ``growth``: along ``axis`` (eps, k, ...), (a - b) at the axis' last value minus at its first (b
+- ``growth``: along ``axis`` (budget, step, ...), (a - b) at the axis' last value minus at its first (b
   optional), CI from the four standard errors.
 - ``within``: |a - b| <= ``tolerance``: holds when the CI lies inside [-tol, tol], contradicted when
   it lies outside.
@@ -40,6 +40,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from robex.errors import RobexError
+from robex.report.schema import read_metrics
 from robex.utils import atomic_write_text
 
 CLAIMS_DIR = Path(__file__).resolve().parents[2] / "conf" / "claims"
@@ -212,7 +213,7 @@ def evaluate_claim(claim, results: Path) -> ClaimResult:
     path = results / claim.artifact / source
     if not path.exists():
         return ClaimResult(claim.text, "MISSING", [], f"{claim.artifact}/{source} not found")
-    rows = pd.read_csv(path)
+    rows = read_metrics([path]) if source == "metrics.csv" else pd.read_csv(path)
     cells = _share_cells(claim, rows) if claim.test == "share" else _cells_from_rows(claim, rows)
     verdicts = {c.verdict for c in cells}
     verdict = ("PASS" if verdicts == {"holds"} else "FAIL" if "contradicted" in verdicts

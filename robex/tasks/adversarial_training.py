@@ -24,7 +24,7 @@ class AdversarialTrainingEfficacyTask:
         k = ctx.defense(cfg.defense).stages
         atex_model = ctx.defended_model()
         robust = ctx.defended_model(cfg.task.adv_training, on=(ctx.defense_spec(cfg.defense, k), lambda: atex_model))
-        attack = instantiate(cfg.attack)
+        attack = ctx.attack()
         data = ctx.data()
         limit = cfg.get("accuracy_limit")
         x, y = (data.test_x[:limit], data.test_y[:limit]) if limit else (data.test_x, data.test_y)
@@ -36,6 +36,6 @@ class AdversarialTrainingEfficacyTask:
                 correct.append((robust(x_adv).argmax(1) == ys).cpu())
         robust_acc = torch.cat(correct).float().mean().item()
         n = len(y)
-        return [ctx.row("robust_accuracy", robust_acc, n=n, k=k, attack=attack.name),
-                ctx.row("accuracy", ctx.test_accuracy(robust), n=n, k=k, attack="none"),
-                ctx.row("accuracy_before", ctx.test_accuracy(atex_model), n=n, k=k, attack="none")]
+        return [ctx.row("robust_accuracy", robust_acc, n=n, step=k, attack=attack.name),
+                ctx.row("accuracy", ctx.test_accuracy(robust), n=n, step=k, attack="none"),
+                ctx.row("accuracy_before", ctx.test_accuracy(atex_model), n=n, step=k, attack="none")]

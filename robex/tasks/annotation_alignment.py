@@ -34,5 +34,5 @@ class AnnotationAlignmentTask:
                     cls = model(x).argmax(1)
                 values.append(cosine_similarity(ex(model, x, cls), masks[s].to(ctx.device)).cpu())
             m, se, n = mean_se(torch.cat(values))
-            rows.append(ctx.row("cosine_similarity", m, se, n, explainer=ex.name, attack="none", eps=float("nan")))
+            rows.append(ctx.row("cosine_similarity", m, se, n, explainer=ex.name, attack="none"))
         return rows

@@ -6,6 +6,7 @@ import math
 import torch
 
 from robex.errors import RobexError
+from robex.report.schema import metric_columns
 
 
 def mean_se(values: torch.Tensor) -> tuple[float, float, int]:
@@ -19,14 +20,18 @@ def mean_se(values: torch.Tensor) -> tuple[float, float, int]:
     return v.mean().item(), se, n
 
 
-def summary_rows(ctx, per_sample: dict, **columns) -> list[dict]:
+def summary_rows(ctx, per_sample: dict, metrics: dict | None = None, **columns) -> list[dict]:
     """One row per per-sample tensor: mean and standard error over its finite entries; where some
-    entries are NaN, an extra ``<name>__nan`` row counts them (never dropped silently)."""
+    entries are NaN, an extra ``<name>__nan`` row counts them (never dropped silently). A name that is
+    a key of ``metrics`` (or ``<key>_attacked``) records that metric's parameters and direction."""
     rows = []
+    metrics = metrics or {}
     for name, values in per_sample.items():
         v = values.detach().float().cpu().flatten()
         m, se, n = mean_se(v)
-        rows.append(ctx.row(name, m, se, n, **columns))
+        metric = metrics.get(name) or metrics.get(name.removesuffix("_attacked"))
+        described = metric_columns(metric) if metric is not None else {}
+        rows.append(ctx.row(name, m, se, n, **described, **columns))
         missing = int((~torch.isfinite(v)).sum())
         if missing and not name.startswith("objective_"):
             rows.append(ctx.row(f"{name}__nan", missing, n=len(v), **columns))

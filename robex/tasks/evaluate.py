@@ -40,9 +40,9 @@ class EvaluateTask:
         stages = ctx.defense(cfg.defense).stages
         model = ctx.defended_model()
         explainer = instantiate(cfg.explainer)
-        attack = instantiate(cfg.attack)
+        attack = ctx.attack()
         n_acc = int(cfg.get("accuracy_limit") or len(ctx.data().test_y))
-        rows = [ctx.row("accuracy", ctx.test_accuracy(model), n=n_acc, k=stages)]
+        rows = [ctx.row("accuracy", ctx.test_accuracy(model), n=n_acc, step=stages)]
         x, y = eval_subset(ctx)
         target = explanation_target(model, x, y, self.target)
         h_clean = explainer(model, x, target)
@@ -56,4 +56,4 @@ class EvaluateTask:
             if metric.info.kind == "map" and attacked:
                 per_sample[f"{key}_attacked"] = metric(MetricInputs(h_clean=h_adv))
         per_sample.update(result.facts)
-        return rows + summary_rows(ctx, per_sample, k=stages)
+        return rows + summary_rows(ctx, per_sample, metrics=self.metrics, step=stages)

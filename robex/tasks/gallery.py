@@ -28,6 +28,6 @@ class GalleryTask:
                   "defended": ex(model, x, target).cpu().numpy(), "labels": y.cpu().numpy(),
                   "indices": idx.numpy()}
         stages = ctx.defense(ctx.cfg.defense).stages
-        rows = [ctx.row("accuracy", ctx.test_accuracy(model), k=stages),
-                ctx.row("n_cases", len(idx), n=len(idx), k=stages)]
+        rows = [ctx.row("accuracy", ctx.test_accuracy(model), step=stages),
+                ctx.row("n_cases", len(idx), n=len(idx), step=stages)]
         return rows, arrays

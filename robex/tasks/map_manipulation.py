@@ -6,7 +6,7 @@ Pairs: image i of the first ``n_pairs`` test images gets as target the explanati
 same pairs. The attack explains f's predicted class at x.
 
 Rows (mean and standard error over the pairs), ``explainer`` = the explainer evaluated and
-``attack`` = ``<attack>[<explainer attacked>]``:
+``attacked_explainer`` = the one attacked (the job's explainer):
 - target ``other_image``: ``mse_delta``, ``pcc_delta``, ``topk_delta`` (top 10% of pixels), plus
   ``image_mse`` and ``label_kept`` for the attacked explainer;
 - target ``blank_square``: ``mass_before``, ``mass_after`` (relevance inside the centred square) and
@@ -46,14 +46,18 @@ class TargetedMapTask:
         with torch.no_grad():
             cls, cls_t = model(x).argmax(1), model(x_t).argmax(1)
         attacked = instantiate(cfg.explainer)
-        attack = instantiate(cfg.attack)
+        attack = ctx.attack()
         evaluators = {attacked.name: attacked}
         for key, node in (self.evaluate or {}).items():
             if key != attacked.name:
                 evaluators[key] = instantiate(node)
         h_target = attacked(model, x_t, cls_t) if attack.target == "other_image" else None
         res = attack(model, attacked, x, cls, h_target=h_target)
-        tag = f"{attack.name}[{attacked.name}]"
+        # score direction for robustness (the change the attack achieved; attack facts have none)
+        directions = {"mse_delta": {"higher_is_better": True},
+                      "pcc_delta": {"higher_is_better": False},
+                      "topk_delta": {"higher_is_better": False, "metric_params": f"top_fraction={self.top_fraction:g}"},
+                      "mass_kept": {"higher_is_better": True}}
         rows, arrays = [], {"attacked": np.array(attacked.name), "x": x[: self.keep_maps].cpu().numpy(), "x_adv": res.x_adv[: self.keep_maps].cpu().numpy(),
                             "x_target": x_t[: self.keep_maps].cpu().numpy()}
         per_sample = {}
@@ -78,6 +82,6 @@ class TargetedMapTask:
                 v = v.float().cpu()
                 per_sample[f"{name}__{metric}"] = v.numpy()
                 m, se, cnt = mean_se(v)
-                rows.append(ctx.row(metric, m, se, cnt, explainer=name, attack=tag, eps=float("nan")))
+                rows.append(ctx.row(metric, m, se, cnt, explainer=name, **directions.get(metric, {})))
         arrays.update(per_sample)
         return rows, arrays

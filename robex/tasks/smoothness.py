@@ -38,5 +38,5 @@ class SmoothnessTask:
             h = explainer(model, x[s], target[s])
             values.append(ssim(minmax_normalise(h), minmax_normalise(h_ref)))
         m, se, n = mean_se(torch.cat(values).cpu())
-        return [ctx.row("accuracy", ctx.test_accuracy(model), k=stages),
-                ctx.row("ssim_to_smoothgrad", m, se, n, k=stages, explainer=reference.name)]
+        return [ctx.row("accuracy", ctx.test_accuracy(model), step=stages),
+                ctx.row("ssim_to_smoothgrad", m, se, n, step=stages, explainer=reference.name)]

@@ -1,8 +1,8 @@
 """robex's one entry point: compose the config with Hydra and run the job (robex.pipeline.run).
 
     python run.py paper=atex_tab1                # a whole paper table (a preset sweeps itself)
-    python run.py -m paper=atex_tab1 eps=0.02     # the same sweep narrowed to one eps
-    python run.py attack=manip_targeted eps=0.04  # one job
+    python run.py -m paper=atex_tab1 threat.budget=0.02   # the same sweep narrowed to one budget
+    python run.py attack=manip_targeted threat.budget=0.04  # one job
 """
 import sys
 

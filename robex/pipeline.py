@@ -22,6 +22,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from robex.cache import Cache
+from robex.data.identity import data_identity
 from robex.errors import RobexError
 from robex.models.training import accuracy
 from robex.trainers.fit import TRAINING_VERSION, check_finite, fit
@@ -144,14 +145,26 @@ class Context:
                      self.timings["train_s"], info["best_val_accuracy"])
             self.cache.save_state("models", key, {"state_dict": model.state_dict(),
                                                   "spec": str(spec)})
+        origin = "as built" if not epochs else f"cache entry models/{key}" if state is not None else "trained"
+        check_finite(model, f"baseline model {self.cfg.model.name} ({origin})")
         freeze(model)
         _MODEL_MEMO[key] = model
         return _copy_of(model)
 
+    def initial_model(self) -> torch.nn.Module:
+        """The model as initialised before training (seeded like the baseline's training), the start
+        of a defense that trains from scratch (``start = "init"``)."""
+        seed_everything(int(self.cfg.seed))
+        return freeze(self.new_model())
+
     def defense_spec(self, defense_cfg, stage: int, on: tuple | None = None) -> dict:
+        """What determines a defended model: its start point (the trained model's spec, or the
+        chained model's), the defense's config and where it starts (``trained`` / ``init``), the
+        stage."""
         base_spec = self.train_spec() if on is None else on[0]
+        start = getattr(self.defense(defense_cfg), "start", "trained")
         return {"base": base_spec, "defense": _spec(_without(_plain(defense_cfg), "iterations")),
-                "stage": stage}
+                "start": start, "stage": stage}
 
     def defense(self, defense_cfg):
         """The defense object for a config (one per config, so state such as ATEX's teacher
@@ -164,22 +177,30 @@ class Context:
     def defended_model(self, defense_cfg=None, stages: int | None = None,
                        on: tuple | None = None) -> torch.nn.Module:
         """The model after ``stages`` stages of the defense (default: all), each stage cached, so k
-        iterations reuse the first k-1. The defense starts from (and uses as teacher) the trained
-        model, or ``on = (spec, getter)``: another cached model, to chain defenses."""
+        iterations reuse the first k-1. A defense is a trainer: it starts from (and uses as teacher)
+        the trained model, or the initial model when its ``start`` is ``"init"`` (training from
+        scratch), or ``on = (spec, getter)``: another cached model, to chain defenses. A defense with
+        a ``transform(model) -> model`` (a structural change) has it applied to every model it
+        builds, the reloaded cached stages included, so the change never vanishes."""
         defense_cfg = self.cfg.defense if defense_cfg is None else defense_cfg
         defense = self.defense(defense_cfg)
         stages = defense.stages if stages is None else stages
-        start = self.trained_model if on is None else on[1]
+        if on is not None:
+            start = on[1]
+        else:
+            start = self.initial_model if getattr(defense, "start", "trained") == "init" else self.trained_model
+        transform = getattr(defense, "transform", None) or (lambda m: m)
         if stages == 0:
-            return start()
+            return transform(start())
         spec = self.defense_spec(defense_cfg, stages, on)
         key = self.cache.key(spec)
         if key in _MODEL_MEMO:
             return _copy_of(_MODEL_MEMO[key])
         state = self.cache.load_state("defended", key)
-        model = self.new_model()
+        model = transform(self.new_model())
         if state is not None:
             model.load_state_dict(state["state_dict"])
+            check_finite(model, f"{defense.name} stage {stages} from the cache ({key})")
             log.info("%s stage %d: cached %s", defense.name, stages, key)
         else:
             previous = self.defended_model(defense_cfg, stages - 1, on)
@@ -238,10 +259,12 @@ def freeze(model: torch.nn.Module) -> torch.nn.Module:
 
 # -- the job --------------------------------------------------------------------------------------
 def train_spec(cfg: DictConfig) -> dict:
-    """What determines the normally trained model (``training_version``: the training loop's code
-    version, bumped when a change to it alters the trained weights)."""
-    return {"dataset": _spec(cfg.dataset), "model": _spec(cfg.model), "train": _plain(cfg.train),
-            "seed": int(cfg.seed), "training_version": TRAINING_VERSION}
+    """What determines the normally trained model: the dataset's settings and the identity of its
+    files (``data``: a content fingerprint, never the path), the model, the training settings, the
+    seed and ``training_version`` (the training loop's code version, bumped when a change to it
+    alters the trained weights)."""
+    return {"dataset": _spec(cfg.dataset), "data": data_identity(cfg.dataset), "model": _spec(cfg.model),
+            "train": _plain(cfg.train), "seed": int(cfg.seed), "training_version": TRAINING_VERSION}
 
 
 def job_spec(cfg: DictConfig) -> dict:

@@ -83,11 +83,15 @@ def test_budget_out_of_range_is_one_line_before_any_work(budget, tmp_path):
 
 
 def test_missing_dataset_names_the_fix(tmp_path):
-    r = _cli("dataset.root=/nonexistent/fmnist", "dataset.system_dir=/nonexistent/system",
-             f"hydra.run.dir={tmp_path}", f"paths.cache_dir={tmp_path}/cache")
+    r = _cli("dataset.system_dir=/nonexistent/system", f"hydra.run.dir={tmp_path}",
+             f"paths.cache_dir={tmp_path}/cache")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     line = [l for l in r.stderr.splitlines() if l.startswith("robex error")][0]
     assert "FashionMNIST not found" in line and "make data" in line and "dataset.root" in line
+    # a root the user gave is never silently replaced by the system copy
+    r = _cli("dataset.root=/nonexistent/fmnist", f"hydra.run.dir={tmp_path}", f"paths.cache_dir={tmp_path}/cache")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "robex error: dataset.root=/nonexistent/fmnist does not exist" in r.stderr
 
 
 def test_mnist_without_root_says_use_the_subset():

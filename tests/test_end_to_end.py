@@ -14,14 +14,14 @@ from robex.report.schema import COLUMNS
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run_preset(preset, tmp, data_root, extra=()):
+def _run_preset(preset, tmp, data_root, extra=(), check=True):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     args = [sys.executable, "run.py", f"paper={preset}", "debug=tiny", f"dataset.root={data_root}",
             "dataset.system_dir=null", f"paths.cache_dir={tmp}/cache", f"hydra.sweep.dir={tmp}/sweep",
             *extra]
     t0 = time.perf_counter()
     r = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.returncode == 0 or not check, r.stderr[-3000:]
     return r, time.perf_counter() - t0
 
 
@@ -92,3 +92,15 @@ def test_the_schema_rejects_an_unknown_column_instead_of_dropping_it(tmp_path):
     assert not (tmp_path / "metrics.csv").exists()
     write_metrics(rows.drop(columns="attacked_method"), tmp_path / "metrics.csv")
     assert list(pd.read_csv(tmp_path / "metrics.csv").columns) == COLUMNS
+
+
+def test_a_results_folder_that_cannot_be_written_fails_with_exit_code_2(tiny_tab1, fashion_standin):
+    """Rendering into a path that cannot be a folder (a file is in the way) is an error naming the
+    path, exit code 2, never a warning with exit code 0 (the jobs come from the cache)."""
+    tmp, _, _ = tiny_tab1
+    blocker = tmp / "blocker"
+    blocker.write_text("a file where a folder should be")
+    r, _ = _run_preset("atex_tab1", tmp, fashion_standin, extra=[f"paths.results_dir={blocker}/results"],
+                       check=False)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert f"robex error: rendering atex_tab1 into {blocker}/results/atex_tab1 failed" in r.stderr

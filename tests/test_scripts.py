@@ -33,7 +33,8 @@ def test_bench_script_runs_and_its_ratios_match_its_throughputs(tmp_path):
         head, tail = line.split(": ", 1)[1].split("->", 1)
         a, b = (float(v.replace(",", "")) for v in re.findall(r"(?<!batch )(?<![\d,.])(\d[\d,]*(?:\.\d+)?)", head))
         ratio = float(re.match(r" ([0-9.]+)x", tail).group(1))
-        assert min(abs(a / b - ratio), abs(b / a - ratio)) <= 0.06, line  # "x -> r" reads either way
+        # "x -> r" reads either way; printed values have 3 significant digits, the ratio 2 decimals
+        assert min(abs(a / b - ratio), abs(b / a - ratio)) <= 0.01 * ratio + 0.051, line
         checked += 1
     assert checked >= 6
 

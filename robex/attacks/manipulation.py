@@ -1,11 +1,9 @@
 """Explanation manipulation under an additive threat (Ghorbani et al. 2019 style, as used by ATEX),
 and its random-noise control.
 
-Objectives on the normalised heatmap h (sum to one, see ``robex.explainers.base.heatmap``):
-- ``untargeted``: suppress the clean map's top-k pixels, objective = -sum_{t in T} h_t, T fixed from
-  the clean map (ATEX paper Sec. 2.1 and 4.2: "the 50 most important pixels in original samples").
-- ``targeted``: raise attention in a seeded random ``region x region`` square per image,
-  objective = sum_{t in R} h_t.
+The attack composes an objective on the normalised map (robex/attacks/objectives.py: ATEX's
+untargeted top-k suppression and targeted region attention), a perturbation model with its budget
+(the job's threat, robex/threats) and this optimiser:
 
 Each step moves every sample by ``step_size * g / max|g|`` (g = objective gradient, the authors'
 normalisation; ``g / ||g||_2`` under an L2 threat), projects onto the threat's ball and [0,1] (see
@@ -19,31 +17,11 @@ from __future__ import annotations
 import torch
 
 from robex.attacks.base import AttackResult, check_gradient, label_kept, per_sample_max
+from robex.attacks.objectives import MassObjective
 from robex.errors import RobexError
 from robex.models.transforms import BetaSchedule, softplus_surrogate
 from robex.threats import Threat
 from robex.utils import progress
-
-
-def random_regions(n: int, side: int, size: int, seed: int) -> torch.Tensor:
-    """(n, 2) top-left corners of ``size x size`` squares inside a ``side x side`` map, seeded."""
-    gen = torch.Generator().manual_seed(int(seed))
-    return torch.randint(0, side - size + 1, (n, 2), generator=gen)
-
-
-def region_masks(corners: torch.Tensor, height: int, width: int, size: int) -> torch.Tensor:
-    """(n, H*W) float masks with ones on each square."""
-    rows = torch.arange(height).view(1, -1, 1)
-    cols = torch.arange(width).view(1, 1, -1)
-    r0, c0 = corners[:, 0].view(-1, 1, 1), corners[:, 1].view(-1, 1, 1)
-    m = (rows >= r0) & (rows < r0 + size) & (cols >= c0) & (cols < c0 + size)
-    return m.flatten(1).float()
-
-
-def topk_masks(h: torch.Tensor, k: int) -> torch.Tensor:
-    flat = h.flatten(1)
-    m = torch.zeros_like(flat)
-    return m.scatter_(1, flat.topk(k, dim=1).indices, 1.0)
 
 
 class _StepAttack:
@@ -101,38 +79,23 @@ class _StepAttack:
 
 
 class ExplanationManipulation(_StepAttack):
-    """Manipulate the explanation while keeping the prediction (see the module docstring)."""
+    """Manipulate the explanation while keeping the prediction (see the module docstring): the
+    ``objective`` (robex/attacks/objectives.py) is what it increases, the threat what it may change."""
 
-    def __init__(self, threat, name: str = "manip_untargeted", objective: str = "untargeted",
-                 steps: int = 200, step_size: float = 0.02, topk: int = 50, region: int = 5,
-                 batch_size: int = 64, seed: int = 0, show_progress: bool = True,
+    def __init__(self, threat, objective, name: str = "manip_untargeted", steps: int = 200,
+                 step_size: float = 0.02, batch_size: int = 64, seed: int = 0, show_progress: bool = True,
                  surrogate_beta: float | None = 10.0, surrogate_beta_end: float | None = None):
         super().__init__(name, threat, steps, step_size, batch_size, seed, show_progress, surrogate_beta,
                          surrogate_beta_end)
-        if objective not in ("untargeted", "targeted"):
-            raise RobexError(f"attack objective={objective!r}: choose 'untargeted' or 'targeted'")
+        if not isinstance(objective, MassObjective):
+            raise RobexError(f"attack {name}: objective must be an explanation objective "
+                             f"(robex.attacks.objectives), got {type(objective).__name__}")
         self.objective = objective
-        self.topk = int(topk)
-        self.region = int(region)
-        self._masks = None
 
     def _prepare(self, model, explainer, x, target):
         if not explainer.differentiable:
             raise RobexError(f"attack {self.name} needs a differentiable explainer; {explainer.name} is not")
-        h, w = x.shape[-2:]
-        if self.objective == "targeted":
-            if not 1 <= self.region <= min(h, w):
-                raise RobexError(f"region={self.region} does not fit a {h}x{w} image")
-            self._masks = region_masks(random_regions(len(x), min(h, w), self.region, self.seed), h, w,
-                                       self.region)
-            if h != w:
-                raise RobexError("targeted regions need square images")
-        elif not 1 <= self.topk <= h * w:
-            raise RobexError(f"topk={self.topk} must be in [1, {h * w}]")
-
-    def objective_value(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        mass = (h.flatten(1) * mask).sum(1)
-        return -mass if self.objective == "untargeted" else mass
+        self.objective.prepare(x, *x.shape[-2:])
 
     def _attack_chunk(self, model, explainer, x0, target, sl, bar) -> AttackResult:
         x0 = x0.detach()
@@ -144,8 +107,8 @@ class ExplanationManipulation(_StepAttack):
             with torch.no_grad():
                 logits0 = model(x0)
         pred0 = logits0.argmax(1)
-        mask = topk_masks(h0, self.topk) if self.objective == "untargeted" else self._masks[sl].to(x0)
-        obj0 = self.objective_value(h0, mask)
+        mask = self.objective.state(h0, sl)
+        obj0 = self.objective.value(h0, mask)
         best_x, best_obj = x0.clone(), obj0.clone()
         step = torch.full((len(x0),), self.step_size, dtype=x0.dtype, device=x0.device)
         view = (-1,) + (1,) * (x0.dim() - 1)
@@ -158,14 +121,14 @@ class ExplanationManipulation(_StepAttack):
                 with torch.no_grad():
                     logits = model(x)
             ok = logits.argmax(1) == pred0
-            obj = self.objective_value(h, mask)
+            obj = self.objective.value(h, mask)
             better = ok & (obj > best_obj)
             best_x[better], best_obj[better] = x[better], obj[better]
             if it == self.steps:
                 break
             h_leaf = h.requires_grad_(True)
             with torch.enable_grad():
-                (v,) = torch.autograd.grad(self.objective_value(h_leaf, mask).sum(), h_leaf)
+                (v,) = torch.autograd.grad(self.objective.value(h_leaf, mask).sum(), h_leaf)
             grad = pullback(v)
             if it == 0:
                 check_gradient(grad, self.name, explainer.name)

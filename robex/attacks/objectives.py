@@ -1,0 +1,93 @@
+"""Objectives of explanation attacks: what an attack increases, as a function of the normalised map h
+(sum to one), independent of the perturbation model (robex/threats) and of the optimiser (the
+attack's loop). An objective is built from config (``attack.objective``) and used in three steps:
+
+- ``prepare(x, height, width)`` once per call: checks it fits the images and draws any per-image
+  state for the whole batch (so a run with fewer images uses a subset of the same state);
+- ``state(h0, sl)`` per chunk of images ``sl``, from the clean maps h0 of the chunk;
+- ``value(h, state)``: one value per sample, which the attack tries to increase.
+"""
+from __future__ import annotations
+
+import torch
+
+from robex.errors import RobexError
+
+
+def random_regions(n: int, side: int, size: int, seed: int) -> torch.Tensor:
+    """(n, 2) top-left corners of ``size x size`` squares inside a ``side x side`` map, seeded."""
+    gen = torch.Generator().manual_seed(int(seed))
+    return torch.randint(0, side - size + 1, (n, 2), generator=gen)
+
+
+def region_masks(corners: torch.Tensor, height: int, width: int, size: int) -> torch.Tensor:
+    """(n, H*W) float masks with ones on each square."""
+    rows = torch.arange(height).view(1, -1, 1)
+    cols = torch.arange(width).view(1, 1, -1)
+    r0, c0 = corners[:, 0].view(-1, 1, 1), corners[:, 1].view(-1, 1, 1)
+    m = (rows >= r0) & (rows < r0 + size) & (cols >= c0) & (cols < c0 + size)
+    return m.flatten(1).float()
+
+
+def topk_masks(h: torch.Tensor, k: int) -> torch.Tensor:
+    """(B, H*W) masks of each map's k largest entries."""
+    flat = h.flatten(1)
+    m = torch.zeros_like(flat)
+    return m.scatter_(1, flat.topk(k, dim=1).indices, 1.0)
+
+
+class MassObjective:
+    """Base: the map's mass on a per-sample mask, signed by ``sign``."""
+
+    sign = 1.0
+    kind = ""
+
+    def prepare(self, x: torch.Tensor, height: int, width: int) -> None:
+        pass
+
+    def state(self, h0: torch.Tensor, sl: slice) -> torch.Tensor:
+        raise NotImplementedError
+
+    def value(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        mass = (h.flatten(1) * mask).sum(1)
+        return -mass if self.sign < 0 else mass
+
+
+class TopKSuppression(MassObjective):
+    """Untargeted (ATEX Sec. 2.1 / 4.2, Ghorbani et al.): lower the mass of the clean map's top-k
+    pixels, the set T fixed from the clean map: value = -sum_{t in T} h_t."""
+
+    sign = -1.0
+    kind = "untargeted"
+
+    def __init__(self, k: int = 50):
+        self.k = int(k)
+
+    def prepare(self, x, height, width):
+        if not 1 <= self.k <= height * width:
+            raise RobexError(f"objective k={self.k} must be in [1, {height * width}]")
+
+    def state(self, h0, sl):
+        return topk_masks(h0, self.k)
+
+
+class RegionAttention(MassObjective):
+    """Targeted (ATEX Sec. 4.2): raise the mass in a seeded random ``size x size`` square per image:
+    value = sum_{t in R} h_t."""
+
+    kind = "targeted"
+
+    def __init__(self, size: int = 5, seed: int = 0):
+        self.size, self.seed = int(size), int(seed)
+        self._masks = None
+
+    def prepare(self, x, height, width):
+        if not 1 <= self.size <= min(height, width):
+            raise RobexError(f"objective size={self.size} does not fit a {height}x{width} image")
+        self._masks = region_masks(random_regions(len(x), min(height, width), self.size, self.seed),
+                                   height, width, self.size)
+        if height != width:
+            raise RobexError("targeted regions need square images")
+
+    def state(self, h0, sl):
+        return self._masks[sl].to(h0)

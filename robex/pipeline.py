@@ -23,13 +23,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from robex.cache import Cache
 from robex.data.identity import data_identity
-from robex.errors import RobexError
+from robex.errors import RobexError, user_error
 from robex.models.training import accuracy
+from robex.report.schema import ROWS_VERSION, write_metrics
+from robex.threats import NONE, Threat
 from robex.trainers.fit import TRAINING_VERSION, check_finite, fit
 from robex.trainers.losses import CrossEntropy
 from robex.trainers.optim import optimiser_spec, schedule_spec
-from robex.report.schema import ROWS_VERSION, write_metrics
-from robex.threats import NONE, Threat
 from robex.utils import atomic_write_npz, atomic_write_text, resolve_device, seed_everything
 
 log = logging.getLogger("robex")
@@ -303,11 +303,65 @@ def apply_debug(cfg: DictConfig) -> None:
             OmegaConf.update(cfg, path, v, merge=False)
 
 
+def _integer(cfg: DictConfig, key: str, low: int, allow_none: bool = False) -> None:
+    value = OmegaConf.select(cfg, key)
+    if value is None and allow_none:
+        return
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+    if not ok:
+        allowed = f"an integer >= {low}" + (" or null" if allow_none else "")
+        raise RobexError(f"{key}={value!r} is not allowed: it must be {allowed}")
+
+
+def _writable(key: str, path) -> None:
+    """The folder exists or can be made, and a file can be written in it."""
+    import tempfile
+
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".robex-write-check"):
+            pass
+    except OSError as exc:
+        raise RobexError(f"{key}={path} cannot be written ({exc.strerror or exc}): choose a folder "
+                         f"robex may write to") from None
+
+
 def validate(cfg: DictConfig) -> None:
-    """Fail fast, before any training, on a bad value: a threat out of range, a bad option setting."""
+    """Fail fast, before any training, on a bad value, each with one line naming the key, the value
+    and what is allowed: the top-level numbers, the device, the threat, the folders robex writes,
+    and every option's settings (each group is built once: an unknown or missing setting is named)."""
+    _integer(cfg, "seed", 0)
+    _integer(cfg, "n_eval", 1)
+    _integer(cfg, "accuracy_limit", 1, allow_none=True)
+    _integer(cfg, "train.epochs", 0, allow_none=True)
+    _integer(cfg, "train.batch_size", 1)
+    _integer(cfg, "train.limit", 1, allow_none=True)
+    optimiser_spec(cfg.train.optimiser), schedule_spec(cfg.train.get("schedule"))
+    device = str(cfg.device)
+    if device != "auto":
+        try:
+            dev = torch.device(device)
+        except RuntimeError:
+            raise RobexError(f"device={device!r} is not a device: use auto, cpu or cuda[:n]") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise RobexError(f"device={device} but this machine has no CUDA device: use device=auto or cpu")
     Threat.from_config(cfg.threat)
+    if cfg.get("use_cache", True):
+        _writable("paths.cache_dir", cfg.paths.cache_dir)
     for group in ("explainer", "attack", "defense", "task"):
-        instantiate(cfg[group])
+        try:
+            instantiate(cfg[group])
+        except Exception as exc:
+            err = user_error(exc)
+            if err is not None:
+                raise err from None
+            cause = exc
+            while cause.__cause__ is not None:
+                cause = cause.__cause__
+            if isinstance(cause, TypeError):  # an unknown or missing setting of the option
+                raise RobexError(f"{group}={cfg[group].get('name')}: {cause} (check the {group} "
+                                 f"settings against conf/{group}/)") from None
+            raise
 
 
 def output_dir(cfg: DictConfig) -> Path:
@@ -325,6 +379,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     apply_debug(cfg)
     validate(cfg)
     out = output_dir(cfg)
+    _writable("the job's output folder", out)
     if cfg.get("debug"):  # Hydra saved the config before the debug overrides: keep what really ran
         atomic_write_text(out / "config_as_run.yaml", OmegaConf.to_yaml(cfg))
     cache = Cache(cfg.paths.cache_dir, enabled=cfg.get("use_cache", True))

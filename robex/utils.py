@@ -7,6 +7,7 @@ import os
 import random
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -28,12 +29,22 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file + rename: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a result file gets the umask's default
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -72,13 +83,46 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+class LineProgress:
+    """Progress for a log file or a pipe: one plain line on stderr every ``interval`` seconds (done /
+    total, elapsed, estimated time left), and a last line when the work took longer than that."""
+
+    def __init__(self, total: int | None, desc: str, interval: float):
+        self.total, self.desc, self.interval = total, desc, interval
+        self.done, self.t0 = 0, time.monotonic()
+        self.last = self.t0
+
+    def _line(self, now: float) -> str:
+        elapsed = now - self.t0
+        if self.total:
+            left = elapsed * (self.total - self.done) / self.done if self.done else float("nan")
+            return (f"{self.desc}: {self.done}/{self.total} ({100 * self.done / self.total:.0f}%), "
+                    f"{elapsed:.0f} s elapsed, about {left:.0f} s left")
+        return f"{self.desc}: {self.done} done, {elapsed:.0f} s elapsed"
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            self.last = now
+            print(self._line(now), file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        now = time.monotonic()
+        if now - self.t0 >= self.interval:
+            print(self._line(now) + " (finished)", file=sys.stderr, flush=True)
+
+
 def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str = "",
              enabled: bool = True, leave: bool = False):
-    """A tqdm progress bar on stderr; silent when disabled or when stderr is not a terminal
-    (ROBEX_PROGRESS=1 forces it on, =0 off)."""
+    """Progress of long work on stderr: a tqdm bar on a terminal; under a pipe or a log file a plain
+    line every ROBEX_PROGRESS_INTERVAL seconds (default 30). ROBEX_PROGRESS=1 forces the bar,
+    =0 silences both; ``enabled=False`` (config ``progress: false``) silences both too."""
     from tqdm.auto import tqdm
 
     forced = os.environ.get("ROBEX_PROGRESS")
+    if enabled and forced is None and not sys.stderr.isatty() and iterable is None:
+        return LineProgress(total, desc, float(os.environ.get("ROBEX_PROGRESS_INTERVAL", 30)))
     show = enabled and (sys.stderr.isatty() if forced is None else forced == "1")
     return tqdm(iterable, total=total, desc=desc, disable=not show, leave=leave,
                 dynamic_ncols=True, mininterval=1.0)

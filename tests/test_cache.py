@@ -74,3 +74,32 @@ def test_model_memo_hands_out_copies_a_task_cannot_corrupt(tmp_path):
     for k, v in second.state_dict().items():
         torch.testing.assert_close(v, reference[k])
     _MODEL_MEMO.clear()
+
+
+def test_atomic_writes_get_the_umasks_mode_not_0600(tmp_path):
+    import os
+    import stat
+
+    from robex.utils import atomic_write_text
+
+    mask = os.umask(0)
+    os.umask(mask)
+    atomic_write_text(tmp_path / "a.csv", "x")
+    mode = stat.S_IMODE((tmp_path / "a.csv").stat().st_mode)
+    assert mode == 0o666 & ~mask
+    if mask & 0o044 == 0:  # a umask that lets others read (022 here): not the private 0600
+        assert mode != 0o600
+
+
+def test_progress_under_a_pipe_prints_plain_lines(capsys, monkeypatch):
+    from robex.utils import LineProgress, progress
+
+    monkeypatch.delenv("ROBEX_PROGRESS", raising=False)
+    monkeypatch.setenv("ROBEX_PROGRESS_INTERVAL", "0")
+    bar = progress(total=4, desc="attack", enabled=True)  # pytest's stderr is not a terminal
+    assert isinstance(bar, LineProgress)
+    bar.update(2)
+    bar.close()
+    err = capsys.readouterr().err
+    assert "attack: 2/4 (50%)" in err and "left" in err and "\r" not in err
+    assert not isinstance(progress(total=4, enabled=False), LineProgress)

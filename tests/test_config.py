@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.types import RunMode
 from hydra.utils import instantiate
@@ -166,3 +167,35 @@ def test_debug_mode_fails_on_an_option_it_does_not_name_or_a_key_that_matches_no
     cfg.debug.options.attack.manip_untargeted = {"n_steps": 4}
     with pytest.raises(RobexError, match="attack.n_steps matches nothing"):
         apply_debug(cfg)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("seed=abc", "robex error: seed='abc' is not allowed: it must be an integer >= 0"),
+    ("n_eval=abc", "robex error: n_eval='abc' is not allowed"),
+    ("n_eval=0", "robex error: n_eval=0 is not allowed: it must be an integer >= 1"),
+    ("train.epochs=-1", "robex error: train.epochs=-1 is not allowed"),
+    ("train.batch_size=0", "robex error: train.batch_size=0 is not allowed"),
+    ("accuracy_limit=-1", "robex error: accuracy_limit=-1 is not allowed"),
+    ("threat.budget=abc", "robex error: threat.budget='abc' is not a number"),
+    ("device=cuda", "robex error: device=cuda but this machine has no CUDA device"),
+    ("device=tpu9", "robex error: device='tpu9' is not a device"),
+    ("+attack.n_steps=4", "robex error: attack=none: "),
+    ("train.optimiser.name=adagrad", "robex error: optimiser.name='adagrad'"),
+])
+def test_bad_values_are_one_line_before_any_work(override, message, tmp_path):
+    if override.startswith("device=cuda") and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    r = _cli(override, f"hydra.run.dir={tmp_path}", f"paths.cache_dir={tmp_path}/cache")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-1500:]
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert lines == [l for l in lines if l.startswith("robex error")] and len(lines) == 1, r.stderr
+    assert message in lines[0]
+    assert not (tmp_path / "cache" / "models").exists()  # failed before training anything
+
+
+def test_a_cache_folder_that_cannot_be_written_is_one_line_before_training(tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a folder should be")
+    r = _cli(f"hydra.run.dir={tmp_path}/run", f"paths.cache_dir={blocker}/cache")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"robex error: paths.cache_dir={blocker}/cache cannot be written" in r.stderr

@@ -45,8 +45,9 @@ def imagenet_classifier(name: str = "vgg16", arch: str = "vgg16", weights: str |
             home = os.environ.get("TORCH_HOME", "~/.cache/torch")
             raise RobexError(
                 f"{arch} {weights} weights are not available ({type(exc).__name__}): with internet torchvision "
-                f"downloads them; offline, put {Path(enum.url).name} in {home}/hub/checkpoints/ or pass "
-                f"model.weights_path=<file>") from None
+                f"downloads them; offline, save the state_dict ({Path(enum.url).name}) anywhere and pass "
+                f"model.weights_path=<file> (robex loads it with weights_only=True, no pickled code), "
+                f"or put it in {home}/hub/checkpoints/") from None
     else:
         model = builder(weights=None, num_classes=num_classes)
     for m in model.modules():

@@ -1,6 +1,7 @@
 """Run every preset of a paper in sequence: `python scripts/reproduce.py atex`.
 
-Prints a line per finished job (from run.py's log) and per preset, and the total wall time. It is
+Prints a line per finished job (read from the job's own ``job.json`` and ``.hydra/overrides.yaml``
+in the sweep folder the driver chooses) and per preset, and the total wall time. It is
 resumable: trained models and finished jobs are cached (.cache/), so after an interruption a re-run
 only computes what is missing. Extra arguments are passed to every run.py call
 (e.g. `debug=tiny`). After the presets, the paper's claims report is generated
@@ -9,7 +10,6 @@ from conf/claims/<paper>.yaml if it has one.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import time
@@ -23,8 +23,6 @@ PAPERS = {
     "aggmean": ["aggmean_tab1", "aggmean_tab3", "aggmean_fig2", "aggmean_fig11_14", "aggmean_fig5",
                 "aggmean_fig4", "aggmean_tab4", "aggmean_tab2", "aggmean_tab1_equal_lr"],
 }
-_JOB_DONE = re.compile(r"job done in ([0-9.]+) s")
-_LAUNCH = re.compile(r"#(\d+) : (.*)")
 
 
 def may_be_unavailable(preset: str) -> bool:
@@ -36,27 +34,52 @@ def may_be_unavailable(preset: str) -> bool:
     return "render_unavailable" in paper
 
 
+def sweep_dir(preset: str, extra: list[str]) -> Path:
+    """The sweep folder the driver gives the preset (where its jobs write ``job.json``)."""
+    outputs = [a.split("=", 1)[1] for a in extra if a.startswith("paths.outputs=")] or ["outputs"]
+    path = Path(outputs[-1]) / preset / time.strftime("%Y-%m-%d_%H-%M-%S")
+    return path if path.is_absolute() else ROOT / path
+
+
+class JobReporter:
+    """Prints one line per job of a sweep folder as soon as its ``job.json`` exists."""
+
+    def __init__(self, preset: str, folder: Path):
+        self.preset, self.folder, self.seen = preset, folder, set()
+
+    def poll(self) -> None:
+        import json
+
+        from omegaconf import OmegaConf
+
+        for path in sorted(self.folder.glob("*/job.json"), key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0):
+            if path in self.seen:
+                continue
+            self.seen.add(path)
+            job = json.loads(path.read_text())
+            overrides_file = path.parent / ".hydra" / "overrides.yaml"
+            overrides = OmegaConf.load(overrides_file) if overrides_file.exists() else []
+            shown = " ".join(o for o in overrides if not o.startswith(("paper=", "paths.")))
+            print(f"  [{self.preset}] job #{path.parent.name}: {shown} done in {job['seconds']:.1f} s"
+                  f"{' (cached)' if job.get('cached') else ''}", flush=True)
+
+
 def run_preset(preset: str, extra: list[str]) -> tuple[int, str]:
-    cmd = [sys.executable, "run.py", f"paper={preset}", *extra]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")  # job lines as they happen
+    folder = sweep_dir(preset, extra)
+    cmd = [sys.executable, "run.py", f"paper={preset}", *extra, f"hydra.sweep.dir={folder}"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")  # errors as they happen
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             bufsize=1, env=env)
-    current, tail, error, cached = "", [], "", False
+    reporter = JobReporter(preset, folder)
+    tail, error = [], ""
     for line in proc.stdout:
         tail = (tail + [line])[-40:]
-        m = _LAUNCH.search(line)
-        if m:
-            current = f"job #{m.group(1)}: {m.group(2).replace(f'paper={preset}', '').strip()}"
-            cached = False
-        cached = cached or "cached result reused" in line
-        m = _JOB_DONE.search(line)
-        if m:
-            print(f"  [{preset}] {current} done in {float(m.group(1)):.1f} s{' (cached)' if cached else ''}",
-                  flush=True)
+        reporter.poll()
         if "robex error" in line or "Error executing job" in line:
             error = error or line.strip()
             print(line.rstrip(), flush=True)
     proc.wait()
+    reporter.poll()
     if proc.returncode != 0 and not may_be_unavailable(preset):
         sys.stdout.write("".join(tail))
     return proc.returncode, error

@@ -93,3 +93,15 @@ def test_reproduce_aggmean_makes_every_artifact_and_marks_table2_unavailable(tmp
     assert "unavailable" in tab2 and "annotation benchmark" in tab2 and "0.66 / unavailable" in tab2
     assert "UNAVAILABLE" in r.stdout
     _assert_every_claim_evaluated("aggmean", results)
+
+
+def test_renderer_lookup_averages_seeds_and_refuses_ambiguous_rows():
+    from robex.report.tables import lookup
+
+    rows = pd.DataFrame({"metric": ["m"] * 4, "defense": ["a"] * 4, "seed": [0, 1, 0, 1],
+                         "value": [0.5, 0.7, 0.5, 0.7], "se": [0.03, 0.04, 0.03, 0.04], "n": [10] * 4})
+    value, se, n = lookup(rows, "m", defense="a")  # two jobs wrote the same two seeds: counted once
+    assert value == pytest.approx(0.6) and se == pytest.approx(0.025) and n == 20
+    rows.loc[2, "value"] = 0.9  # a second, different value for seed 0: the filter is too loose
+    with pytest.raises(ValueError, match="same seed"):
+        lookup(rows, "m", defense="a")

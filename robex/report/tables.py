@@ -9,7 +9,10 @@ from robex.utils import atomic_write_text
 
 
 def lookup(rows: pd.DataFrame, metric: str, **where) -> tuple[float, float, int]:
-    """(value, se, n) of the single row matching ``metric`` and the column filters; NaNs if absent."""
+    """(value, se, n) of the configuration matching ``metric`` and the column filters (NaNs if
+    absent). Several seeds of it are averaged: the mean of their values, se = sqrt(sum se_i^2) / m,
+    n summed; identical rows written by several jobs count once; rows that differ by more than the
+    seed are an error (the filters are too loose)."""
     sel = rows[rows["metric"] == metric]
     for col, val in where.items():
         if isinstance(val, float):
@@ -18,12 +21,13 @@ def lookup(rows: pd.DataFrame, metric: str, **where) -> tuple[float, float, int]
             sel = sel[sel[col].astype(str) == str(val)]
     if sel.empty:
         return float("nan"), float("nan"), 0
-    if len(sel) > 1:
-        sel = sel.drop_duplicates(subset=["value"])
-        if len(sel) > 1:
-            raise ValueError(f"{len(sel)} different rows for {metric} {where}")
-    r = sel.iloc[0]
-    return float(r["value"]), float(r["se"]), int(r["n"])
+    seeds = sel["seed"] if "seed" in sel.columns else pd.Series(0, index=sel.index)
+    sel = sel.assign(_seed=seeds).drop_duplicates(subset=["_seed", "value"])
+    if sel["_seed"].duplicated().any():
+        raise ValueError(f"{len(sel)} different rows for {metric} {where} with the same seed")
+    m = len(sel)
+    se = math.sqrt(float((sel["se"].astype(float) ** 2).sum())) / m
+    return float(sel["value"].astype(float).mean()), se, int(sel["n"].astype(int).sum())
 
 
 def fmt(value: float, digits: int = 3) -> str:

@@ -1,6 +1,7 @@
 """`scripts/reproduce.py atex` (what `make reproduce-atex` runs) on tiny configs (slow: `make test-slow`;
 the fast suite runs each task and each preset pair in tests/test_tasks.py and tests/test_preset_pairs.py): every ATEX artifact
 and the claims report are produced, and a second run right after recomputes nothing."""
+import math
 import os
 import re
 import subprocess
@@ -105,3 +106,15 @@ def test_renderer_lookup_averages_seeds_and_refuses_ambiguous_rows():
     rows.loc[2, "value"] = 0.9  # a second, different value for seed 0: the filter is too loose
     with pytest.raises(ValueError, match="same seed"):
         lookup(rows, "m", defense="a")
+
+
+def test_renderer_lookup_keeps_an_unknown_standard_error_unknown():
+    """An accuracy row has no se (NaN); the table must not print it as 0.0."""
+    from robex.report.tables import lookup
+
+    one = pd.DataFrame({"metric": ["acc"], "seed": [0], "value": [0.9], "se": [float("nan")], "n": [50]})
+    assert math.isnan(lookup(one, "acc")[1])
+    two = pd.DataFrame({"metric": ["m", "m"], "seed": [0, 1], "value": [0.5, 0.7],
+                        "se": [0.03, float("nan")], "n": [10, 10]})
+    value, se, n = lookup(two, "m")
+    assert value == pytest.approx(0.6) and math.isnan(se) and n == 20

@@ -11,7 +11,7 @@ from robex.utils import atomic_write_text
 def lookup(rows: pd.DataFrame, metric: str, **where) -> tuple[float, float, int]:
     """(value, se, n) of the configuration matching ``metric`` and the column filters (NaNs if
     absent). Several seeds of it are averaged: the mean of their values, se = sqrt(sum se_i^2) / m,
-    n summed; identical rows written by several jobs count once; rows that differ by more than the
+    n summed (one unknown se makes the combined se unknown); identical rows written by several jobs count once; rows that differ by more than the
     seed are an error (the filters are too loose)."""
     sel = rows[rows["metric"] == metric]
     for col, val in where.items():
@@ -26,7 +26,8 @@ def lookup(rows: pd.DataFrame, metric: str, **where) -> tuple[float, float, int]
     if sel["_seed"].duplicated().any():
         raise ValueError(f"{len(sel)} different rows for {metric} {where} with the same seed")
     m = len(sel)
-    se = math.sqrt(float((sel["se"].astype(float) ** 2).sum())) / m
+    # an unknown se (NaN, e.g. an accuracy) stays unknown: never summed as 0
+    se = math.sqrt(float((sel["se"].astype(float) ** 2).sum(skipna=False))) / m
     return float(sel["value"].astype(float).mean()), se, int(sel["n"].astype(int).sum())
 
 

@@ -27,4 +27,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    from robex.cli import exit_on_bad_overrides
+
+    exit_on_bad_overrides()  # a bad override: one "robex error:" line first, exit 2
     main()

@@ -110,8 +110,12 @@ class Context:
         return train_spec(self.cfg)
 
     def new_model(self) -> torch.nn.Module:
-        model = instantiate(self.cfg.model)
-        return prepare_model(model, self.device)
+        """The model as configured, checked to accept the data set's images. The data is loaded
+        first, so a missing data root is reported before a missing pretrained weight file."""
+        data = self.data()
+        model = prepare_model(instantiate(self.cfg.model), self.device)
+        check_accepts(model, data, self.cfg.model.name)
+        return model
 
     def trained_model(self) -> torch.nn.Module:
         """The normally trained model (cached)."""
@@ -248,6 +252,28 @@ def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Modu
     if device.type == "cpu" and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
         model = model.to(memory_format=torch.channels_last)
     return model.eval()
+
+
+def check_accepts(model: torch.nn.Module, data, model_name: str) -> None:
+    """One forward pass of one test image (eval mode, no gradient: no state or RNG is touched);
+    a model that cannot take the data set's image size or channels is a one-line error naming both,
+    before any training."""
+    x = data.test_x[:1] if len(data.test_x) else data.val_x[:1]
+    if not len(x):
+        return
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    try:
+        with torch.no_grad():
+            logits = model(x.to(device))
+    except RuntimeError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RobexError(f"model={model_name} cannot take dataset={data.name} images of shape "
+                         f"{tuple(x.shape[1:])} (C, H, W): {reason}; choose a model made for this "
+                         f"image size (conf/model/)") from None
+    if logits.dim() != 2 or logits.shape[1] < data.num_classes:
+        raise RobexError(f"model={model_name} gives {tuple(logits.shape[1:])} outputs per image but "
+                         f"dataset={data.name} has {data.num_classes} classes: set model.num_classes="
+                         f"{data.num_classes}")
 
 
 def freeze(model: torch.nn.Module) -> torch.nn.Module:

@@ -66,11 +66,55 @@ def _cli(*args, cwd=ROOT, timeout=120):
                           text=True, timeout=timeout)
 
 
-def test_unknown_option_is_one_clear_error(tmp_path):
-    r = _cli("attack=no_such_attack", f"hydra.run.dir={tmp_path}")
-    assert r.returncode != 0
-    assert "Could not find 'attack/no_such_attack'" in r.stderr
-    assert "Traceback" not in r.stderr
+@pytest.mark.parametrize("args,first", [
+    (["attack=no_such_attack"], "robex error: Could not find 'attack/no_such_attack'"),
+    (["-m", "attack=manip_untargeted,no_such_attack"], "robex error: Could not find 'attack/no_such_attack'"),
+    (["eps=abc"], "robex error: eps=abc: there is no setting 'eps'; use threat.budget"),
+    (["threat.nrom=l2"], "robex error: Could not override 'threat.nrom'."),
+])
+def test_unknown_option_leads_with_one_robex_line_and_keeps_the_choices(args, first, tmp_path):
+    r = _cli(*args, f"hydra.run.dir={tmp_path}/run", f"hydra.sweep.dir={tmp_path}/sweep",
+             f"paths.cache_dir={tmp_path}/cache")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith(first), lines[0]
+    if "Could not find" in first:  # Hydra's list of the available options follows
+        assert "Available options in 'attack':" in r.stderr and "manip_untargeted" in r.stderr
+    assert not (tmp_path / "sweep").exists() and not (tmp_path / "cache").exists()
+
+
+def test_a_model_that_cannot_take_the_images_is_one_line_before_training(tmp_path, fashion_standin):
+    r = _cli("model=vgg16", "model.weights=null", f"dataset.root={fashion_standin}", "dataset.val_size=500",
+             f"hydra.run.dir={tmp_path}", f"paths.cache_dir={tmp_path}/cache")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith(
+        "robex error: model=vgg16 cannot take dataset=fashion_mnist images of shape (1, 28, 28)"), lines
+    assert not (tmp_path / "cache" / "models").exists()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated_gz", "short_body"])
+def test_a_damaged_idx_file_is_one_line_naming_the_file(damage, tmp_path, fashion_standin):
+    import gzip
+    import shutil
+
+    root = tmp_path / "fmnist"
+    shutil.copytree(fashion_standin, root)
+    victim = sorted(root.glob("train-images*"))[0]
+    raw = gzip.decompress(victim.read_bytes()) if victim.suffix == ".gz" else victim.read_bytes()
+    if damage == "garbage":
+        victim.write_bytes(b"this is not an IDX file at all" * 10)
+    elif damage == "truncated_gz":
+        victim.unlink()
+        victim = victim.with_suffix(".gz") if victim.suffix != ".gz" else victim
+        victim.write_bytes(gzip.compress(raw)[:-4000])
+    else:
+        victim.write_bytes(gzip.compress(raw[:-100]) if victim.suffix == ".gz" else raw[:-100])
+    r = _cli(f"dataset.root={root}", "dataset.val_size=500", f"hydra.run.dir={tmp_path}/run",
+             f"paths.cache_dir={tmp_path}/cache")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"robex error: {victim} "), lines
 
 
 @pytest.mark.parametrize("budget", ["-0.1", "1.5", "nan"])
@@ -199,3 +243,12 @@ def test_a_cache_folder_that_cannot_be_written_is_one_line_before_training(tmp_p
     r = _cli(f"hydra.run.dir={tmp_path}/run", f"paths.cache_dir={blocker}/cache")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert f"robex error: paths.cache_dir={blocker}/cache cannot be written" in r.stderr
+
+
+def test_the_readme_imagenet_example_without_data_names_the_root_not_the_weights(tmp_path):
+    r = _cli("paper=aggmean_tab1", "dataset=imagenet", f"dataset.root={tmp_path}/no_val_here", "model=vgg16",
+             "train.epochs=0", "debug=tiny", f"hydra.sweep.dir={tmp_path}/sweep",
+             f"paths.cache_dir={tmp_path}/cache", f"paths.results_dir={tmp_path}/results", timeout=300)
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    errors = [l for l in r.stderr.splitlines() if l.startswith("robex error")]
+    assert errors and f"dataset.root={tmp_path}/no_val_here" in errors[0] and "weights" not in errors[0]

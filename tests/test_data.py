@@ -18,7 +18,7 @@ def test_truncated_idx_is_rejected(tmp_path):
     write_idx(tmp_path / "t", np.zeros((10, 2), np.uint8))
     data = (tmp_path / "t").read_bytes()
     (tmp_path / "t").write_bytes(data[:-3])
-    with pytest.raises(ValueError, match="truncated"):
+    with pytest.raises(RobexError, match="truncated"):
         read_idx(tmp_path / "t")
 
 

@@ -55,6 +55,29 @@ def _message(exc: Exception, line: list[str]) -> str:
     return f"robex error: {head}" + (f"\n{rest}" if rest.strip() else "")
 
 
+def _output_folder_problem(cfg, multirun: bool) -> str | None:
+    """The folder Hydra will write the job(s) into must be creatable: a file in its way or a
+    read-only parent is named here instead of Hydra's traceback."""
+    import os
+
+    from omegaconf import OmegaConf
+
+    sweep = multirun or str(OmegaConf.select(cfg, "hydra.mode", default="")) == "RunMode.MULTIRUN"
+    key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
+    try:
+        folder = Path(str(OmegaConf.select(cfg, key)))
+    except Exception:  # an interpolation only Hydra's runtime can resolve: leave it to Hydra
+        return None
+    p = folder
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if p.is_dir() and os.access(p, os.W_OK | os.X_OK):
+        return None
+    why = f"{p} is not a folder" if not p.is_dir() else f"{p} is not writable"
+    return (f"robex error: {key}={folder} cannot be written ({why}): choose a folder robex may write "
+            f"to ({key}=<folder>, or paths.outputs=<folder>)")
+
+
 def check_overrides(argv: list[str]) -> str | None:
     """None if every override composes, else the robex error text (first line ``robex error:``)."""
     if any(a.split("=", 1)[0] in _HYDRA_ONLY for a in argv):
@@ -72,11 +95,15 @@ def check_overrides(argv: list[str]) -> str | None:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            for line in _variants(overrides, multirun):
+            for i, line in enumerate(_variants(overrides, multirun)):
                 try:
-                    compose(config_name="config", overrides=line, return_hydra_config=True)
+                    cfg = compose(config_name="config", overrides=line, return_hydra_config=True)
                 except Exception as exc:
                     return _message(exc, line)
+                if i == 0:
+                    problem = _output_folder_problem(cfg, multirun)
+                    if problem:
+                        return problem
     finally:
         GlobalHydra.instance().clear()
     return None

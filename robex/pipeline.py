@@ -30,7 +30,7 @@ from robex.threats import NONE, Threat
 from robex.trainers.fit import TRAINING_VERSION, check_finite, fit
 from robex.trainers.losses import CrossEntropy
 from robex.trainers.optim import optimiser_spec, schedule_spec
-from robex.utils import atomic_write_npz, atomic_write_text, resolve_device, seed_everything
+from robex.utils import atomic_write_npz, atomic_write_text, failpoint, resolve_device, seed_everything
 
 log = logging.getLogger("robex")
 
@@ -427,6 +427,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
         records, arrays = result if isinstance(result, tuple) else (result, {})
         rows = pd.DataFrame(records)
         compute_s = time.perf_counter() - t0  # includes training / defenses this job triggered
+        failpoint("job_result")
         if arrays:
             cache.save_arrays("jobs", key, arrays)
         cache.save_json("jobs", key, {"rows": rows.to_dict(orient="list"), "has_arrays": bool(arrays),

@@ -132,3 +132,18 @@ def batches(n: int, size: int):
     """Yield slices covering range(n) in chunks of at most ``size``."""
     for start in range(0, n, size):
         yield slice(start, min(n, start + size))
+
+
+FAILPOINTS = ("train_epoch", "job_result", "render")
+
+
+def failpoint(name: str) -> None:
+    """Fault injection for tests/test_faults.py: with ROBEX_FAILPOINT=<name> in the environment this
+    process kills itself with SIGKILL (what ``kill -9`` does) on reaching the named point:
+    ``train_epoch`` (an epoch of a training run finished, the model not yet cached), ``job_result``
+    (a job's rows computed, not yet cached or written), ``render`` (a preset's metrics.csv written,
+    its table or figure not yet). Does nothing otherwise."""
+    if os.environ.get("ROBEX_FAILPOINT") == name:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)

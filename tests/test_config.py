@@ -252,3 +252,16 @@ def test_the_readme_imagenet_example_without_data_names_the_root_not_the_weights
     assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
     errors = [l for l in r.stderr.splitlines() if l.startswith("robex error")]
     assert errors and f"dataset.root={tmp_path}/no_val_here" in errors[0] and "weights" not in errors[0]
+
+
+@pytest.mark.parametrize("args,key", [(["hydra.run.dir={blocker}/run"], "hydra.run.dir"),
+                                      (["-m", "paper=atex_tab1", "hydra.sweep.dir={blocker}/sweep"], "hydra.sweep.dir"),
+                                      (["paper=atex_tab1", "paths.outputs={blocker}/outputs"], "hydra.sweep.dir")])
+def test_an_output_folder_that_cannot_be_written_is_one_line(args, key, tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a folder should be")
+    r = _cli(*[a.format(blocker=blocker) for a in args], f"paths.cache_dir={tmp_path}/cache")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"robex error: {key}={blocker}/"), lines
+    assert f"({blocker} is not a folder)" in lines[0]

@@ -16,7 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from robex.report.schema import read_metrics, write_metrics
-from robex.utils import atomic_write_text
+from robex.utils import atomic_write_text, failpoint
 
 log = logging.getLogger("robex")
 
@@ -71,6 +71,7 @@ def render_preset(rows, paper: DictConfig, out_dir: Path, arrays: list[dict] | N
     """Write the sweep's rows and the preset's rendered artifact into out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_metrics(rows, out_dir / "metrics.csv")
+    failpoint("render")
     render = instantiate(paper.render, _partial_=True)
     render(rows, paper, out_dir, arrays=arrays or [])
 

@@ -10,7 +10,7 @@ from torch import nn
 from robex.errors import RobexError
 from robex.models.training import accuracy
 from robex.trainers.optim import OptimiserSpec, ScheduleSpec
-from robex.utils import batches, progress
+from robex.utils import batches, failpoint, progress
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ def fit(model: nn.Module, loss, x: torch.Tensor, y: torch.Tensor, *, epochs: int
             if best_state is None or record["val_accuracy"] > best_acc:
                 best_acc, best_state = record["val_accuracy"], copy.deepcopy(model.state_dict())
         history.append(record)
+        failpoint("train_epoch")
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

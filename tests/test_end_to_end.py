@@ -79,7 +79,7 @@ def test_a_narrowed_sweep_never_overwrites_the_presets_results(tiny_tab1, fashio
     assert not (tmp / "committed" / "atex_tab1").exists()
     assert "change the preset's sweep" in r.stderr + r.stdout
     table = pd.read_csv(tmp / "narrow" / "results" / "atex_tab1" / "table.csv")
-    assert set(table.dropna(subset=["robex"]).eps) == {0.02}  # the other eps: the paper only
+    assert set(table.dropna(subset=["robex"])["row"]) == {0.02}  # the other budgets: the paper only
 
 
 def test_the_schema_rejects_an_unknown_column_instead_of_dropping_it(tmp_path):

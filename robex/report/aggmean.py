@@ -19,7 +19,8 @@ def _attacked_rows(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["attacked_explainer"].astype(str) == rows["explainer"].astype(str)]
 
 
-def _data_note(rows: pd.DataFrame) -> str:
+def data_note(rows: pd.DataFrame) -> str:
+    """The data note of an AGG-Mean table (its ``{note}``): model, data, pairs, and the stand-in warning."""
     src = ", ".join(sorted(set(rows["source"].astype(str)))) if len(rows) else "n/a"
     models = ", ".join(sorted(set(rows["model"].astype(str)))) if len(rows) else "n/a"
     n = ", ".join(sorted({str(int(v)) for v in rows["n"]})) if len(rows) else "n/a"
@@ -31,61 +32,6 @@ def _data_note(rows: pd.DataFrame) -> str:
                  "trained on FashionMNIST (28x28 maps). Absolute MSE values are not comparable with the "
                  "paper's (224x224 maps, x 1e-9); signs, orderings and PCC / top-k deltas are. ")
     return note
-
-
-def _write_method_table(out_dir, paper: DictConfig, sel: pd.DataFrame, explanation: str,
-                        header: list[str], body: list[list[str]], tidy: list[dict]) -> pd.DataFrame:
-    """Write one method-per-row table (Markdown with its data note, and the tidy CSV); return the CSV rows."""
-    md = f"# {paper.title}\n\n{_data_note(sel)}{explanation}\n\n" + markdown_table(header, body)
-    tidy = pd.DataFrame(tidy)
-    write_table(out_dir, "table", tidy, md)
-    return tidy
-
-
-def render_attack_table(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None,
-                        with_image_mse: bool = False) -> pd.DataFrame:
-    """Tables 1 and 3: per attacked method, the deltas of MSE, PCC and top-10% (and image MSE)."""
-    reported = {r["method"]: r for r in OmegaConf.to_container(paper.reported)}
-    sel = _attacked_rows(rows)
-    tidy, body = [], []
-    metrics = dict(METRICS, **({"image_mse": "MSE on images"} if with_image_mse else {}))
-    for method, rep in reported.items():
-        cells = [LABELS.get(method, method)]
-        for metric, label in metrics.items():
-            v, se, n = lookup(sel, metric, explainer=method)
-            ref = rep.get(metric)
-            tidy.append(dict(method=method, metric=metric, paper=ref, robex=v, se=se, n=n))
-            if metric == "mse_delta":
-                cells.append(f"{fmt(ref, 2) if ref is not None else '-'} (x1e-9) / {v:.3g}")
-            else:
-                cells.append(paper_vs(ref, v, 4 if metric == "image_mse" else 3) + (f" ± {se:.3f}" if se == se and metric != "image_mse" else ""))
-        body.append(cells)
-    header = ["method"] + [f"{label} (paper / robex)" for label in metrics.values()]
-    explanation = ("Each value is m(target, adversarial) - m(target, start), mean ± standard error over "
-                   "the pairs; ideal 0 (MSE: higher is better, PCC and top-k: lower is better).")
-    return _write_method_table(out_dir, paper, sel, explanation, header, body, tidy)
-
-
-def render_image_mse_table(rows, paper, out_dir, arrays=None):
-    return render_attack_table(rows, paper, out_dir, arrays, with_image_mse=True)
-
-
-def render_blank_square_table(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) -> pd.DataFrame:
-    """Table 4: relevance inside the centred square before and after the attack, and the share kept."""
-    reported = {r["method"]: r for r in OmegaConf.to_container(paper.reported)}
-    sel = _attacked_rows(rows)
-    tidy, body = [], []
-    for method, rep in reported.items():
-        cells = [LABELS.get(method, method)]
-        for metric, key in (("mass_before", "start"), ("mass_after", "after"), ("mass_kept", "percentage")):
-            v, se, n = lookup(sel, metric, explainer=method)
-            tidy.append(dict(method=method, metric=metric, paper=rep.get(key), robex=v, se=se, n=n))
-            cells.append(f"{rep.get(key, '-'):.3g} / {v:.3g}" if v == v else f"{rep.get(key, '-')} / n/a")
-        body.append(cells)
-    header = ["method", "start (paper / robex)", "after attack (paper / robex)", "share kept (paper / robex)"]
-    explanation = ("Relevance mass (heatmaps sum to one) inside the centred square of a quarter of the "
-                   "image, before and after the attack; share kept = after / before per image, averaged.")
-    return _write_method_table(out_dir, paper, sel, explanation, header, body, tidy)
 
 
 def _job(arrays, attacked):

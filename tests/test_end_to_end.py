@@ -104,13 +104,3 @@ def test_a_results_folder_that_cannot_be_written_fails_with_exit_code_2(tiny_tab
                        check=False)
     assert r.returncode == 2, r.stderr[-2000:]
     assert f"robex error: rendering atex_tab1 into {blocker}/results/atex_tab1 failed" in r.stderr
-
-
-def test_metrics_csv_values_round_trip_exactly(tmp_path):
-    """A value written to metrics.csv and read back is the same double (pandas' default float
-    parser is not exact), so re-rendering the same rows writes the same bytes."""
-    from robex.report.schema import read_metrics, write_metrics
-
-    values = [0.15846154351718725, 0.1 + 0.2, 1 / 3, 2.5e-17]
-    write_metrics(pd.DataFrame({"metric": ["m"] * 4, "value": values}), tmp_path / "metrics.csv")
-    assert read_metrics([tmp_path / "metrics.csv"])["value"].tolist() == values

@@ -59,7 +59,7 @@ def job_arrays(sweep_dir: Path) -> list[dict]:
 
     out = []
     for path in sorted(sweep_dir.glob("*/arrays.npz"), key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0):
-        rows = pd.read_csv(path.parent / "metrics.csv", float_precision="round_trip")
+        rows = pd.read_csv(path.parent / "metrics.csv")
         with np.load(path) as f:
             arrays = {k: f[k] for k in f.files}
         arrays["_dataset"], arrays["_source"] = str(rows["dataset"].iloc[0]), str(rows["source"].iloc[0])

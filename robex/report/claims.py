@@ -213,7 +213,7 @@ def evaluate_claim(claim, results: Path) -> ClaimResult:
     path = results / claim.artifact / source
     if not path.exists():
         return ClaimResult(claim.text, "MISSING", [], f"{claim.artifact}/{source} not found")
-    rows = read_metrics([path]) if source == "metrics.csv" else pd.read_csv(path, float_precision="round_trip")
+    rows = read_metrics([path]) if source == "metrics.csv" else pd.read_csv(path)
     cells = _share_cells(claim, rows) if claim.test == "share" else _cells_from_rows(claim, rows)
     verdicts = {c.verdict for c in cells}
     verdict = ("PASS" if verdicts == {"holds"} else "FAIL" if "contradicted" in verdicts

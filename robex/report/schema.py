@@ -78,12 +78,10 @@ def write_metrics(rows: pd.DataFrame, path: str | Path) -> None:
 
 
 def read_metrics(paths) -> pd.DataFrame:
-    """All rows of the given ``metrics.csv`` files; a file of another schema is an error that names it.
-    Floats are parsed exactly (pandas' default parser can be one ulp off), so a value written and
-    read back is the same double and a re-render writes the same bytes."""
+    """All rows of the given ``metrics.csv`` files; a file of another schema is an error that names it."""
     frames = []
     for p in paths:
-        frame = pd.read_csv(p, float_precision="round_trip")
+        frame = pd.read_csv(p)
         if list(frame.columns) != COLUMNS:
             raise RobexError(f"{p} is not a robex metrics.csv of schema version {ROWS_VERSION} "
                              f"(columns {list(frame.columns)}); re-run its preset")

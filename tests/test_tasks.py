@@ -132,3 +132,25 @@ def test_one_pivot_over_both_papers_metrics_files(tmp_path, fashion_standin, cac
     want = rows[(rows.paper == "atex") & (rows.metric == "spearman")]
     assert len(want) == 1 and cell == want.value.item() and want.budget.item() == 0.04
     assert (want.metric_params.fillna("") == "").all() and (rows[rows.metric == "topk"].metric_params == "k=50").all()
+
+
+def test_nan_samples_are_counted_in_their_own_row_never_dropped_silently():
+    """5 of 16 maps non-finite (observed with gradcam on atex_cnn): the mean is over the 11 others and
+    a '<metric>__nan' row says 5 of 16 were left out."""
+    import torch
+
+    from robex.tasks.common import summary_rows
+
+    class Ctx:
+        def row(self, metric, value, se=float("nan"), n=0, **columns):
+            return {"metric": metric, "value": value, "se": se, "n": n}
+
+    v = torch.arange(16, dtype=torch.float32)
+    v[[1, 4, 6, 9, 15]] = float("nan")
+    rows = {r["metric"]: r for r in summary_rows(Ctx(), {"spearman": v, "objective_before": v})}
+    assert rows["spearman"]["n"] == 11 and rows["spearman"]["value"] == pytest.approx(
+        float(v[torch.isfinite(v)].mean()))
+    assert rows["spearman__nan"]["value"] == 5 and rows["spearman__nan"]["n"] == 16
+    assert "objective_before__nan" not in rows  # an attack's own objective is NaN by design for some attacks
+    clean = summary_rows(Ctx(), {"spearman": torch.ones(4)})
+    assert [r["metric"] for r in clean] == ["spearman"]

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from robex.attacks.manipulation import ExplanationManipulation, RandomNoise
+from robex.attacks.optimisers import AdamStep, NormalisedStep, SignStep
 from robex.attacks.objectives import RegionAttention, TopKSuppression, random_regions, region_masks, topk_masks
 from robex.errors import RobexError
 from robex.explainers.gradient import Gradient
@@ -30,7 +31,7 @@ def _objective_gain(attack, model, x, y, x_adv):
 def test_manipulation_respects_budget_keeps_labels_and_beats_random(objective, digits_model, batch):
     x, y = batch
     eps = 0.1
-    attack = ExplanationManipulation(objective=_objective(objective), threat=Threat(budget=eps), steps=30, step_size=0.02,
+    attack = ExplanationManipulation(objective=_objective(objective), threat=Threat(budget=eps), steps=30, optimiser=NormalisedStep(0.02),
                                      batch_size=16, show_progress=False)
     res = attack(digits_model, Gradient(), x, y)
     d = (res.x_adv - x).abs().flatten(1).amax(1)
@@ -42,7 +43,7 @@ def test_manipulation_respects_budget_keeps_labels_and_beats_random(objective, d
     assert (gain >= -1e-7).all()  # best iterate: never worse than the start
     torch.testing.assert_close(res.facts["objective_after"] - res.facts["objective_before"], gain,
                                rtol=1e-4, atol=1e-6)
-    noise = RandomNoise(threat=Threat(budget=eps), steps=30, step_size=0.02, batch_size=16, show_progress=False)
+    noise = RandomNoise(threat=Threat(budget=eps), steps=30, optimiser=NormalisedStep(0.02, "reject"), batch_size=16, show_progress=False)
     rnd = noise(digits_model, Gradient(), x, y)
     gain_rnd = _objective_gain(attack, digits_model, x, y, rnd.x_adv)
     assert gain.mean() > 2 * gain_rnd.mean().clamp_min(0) + 1e-3
@@ -50,7 +51,7 @@ def test_manipulation_respects_budget_keeps_labels_and_beats_random(objective, d
 
 def test_random_control_respects_budget_and_labels(digits_model, batch):
     x, y = batch
-    res = RandomNoise(threat=Threat(budget=0.05), steps=20, step_size=0.02, show_progress=False)(digits_model, Gradient(), x, y)
+    res = RandomNoise(threat=Threat(budget=0.05), steps=20, optimiser=NormalisedStep(0.02, "reject"), show_progress=False)(digits_model, Gradient(), x, y)
     assert ((res.x_adv - x).abs().flatten(1).amax(1) <= 0.05 + 1e-6).all()
     assert res.x_adv.min() >= 0 and res.x_adv.max() <= 1
     assert torch.equal(digits_model(x).argmax(1), digits_model(res.x_adv).argmax(1))
@@ -91,7 +92,7 @@ def test_an_l2_threat_in_normalised_units_may_exceed_one_and_is_respected(digits
     std = (0.5,)
     model = nn.Sequential(Normalize(mean=(0.5,), std=std), digits_model).eval()
     threat = Threat(norm="l2", budget=2.0, units="normalised")
-    res = ExplanationManipulation(threat=threat, objective=TopKSuppression(k=6), steps=10, step_size=0.5,
+    res = ExplanationManipulation(threat=threat, objective=TopKSuppression(k=6), steps=10, optimiser=NormalisedStep(0.5),
                                   batch_size=16, show_progress=False)(model, Gradient(), x, y)
     size = ((res.x_adv - x) / std[0]).flatten(1).norm(dim=1)
     assert (size <= 2.0 + 1e-4).all() and size.max() > 0.5  # inside the ball, and it moved
@@ -121,7 +122,7 @@ def test_manipulation_of_a_relu_net_moves_through_the_surrogate_and_refuses_with
     x, y = x[:16], y[:16]
     torch.manual_seed(0)
     model = vgg_small(image_size=8, widths=(8, 8), hidden=32).eval()
-    kw = dict(objective=TopKSuppression(k=6), threat=Threat(budget=0.1), steps=20, step_size=0.02, batch_size=16,
+    kw = dict(objective=TopKSuppression(k=6), threat=Threat(budget=0.1), steps=20, optimiser=NormalisedStep(0.02), batch_size=16,
               show_progress=False)
     res = ExplanationManipulation(surrogate_beta=10.0, **kw)(model, Gradient(), x, y)
     ex = Gradient()
@@ -134,3 +135,40 @@ def test_manipulation_of_a_relu_net_moves_through_the_surrogate_and_refuses_with
     assert not any(type(m).__name__ == "BetaSoftplus" for m in model.modules())  # model untouched
     with pytest.raises(RobexError, match="surrogate_beta"):
         ExplanationManipulation(surrogate_beta=None, **kw)(model, Gradient(), x, y)
+
+
+def test_normalised_step_halves_a_rejected_step_and_retries_its_direction():
+    threat = Threat(budget=1.0)
+    opt = NormalisedStep(0.5, "halve")
+    x0 = torch.zeros(2, 1, 1, 2)
+    opt.start(x0, threat)
+    g = torch.tensor([[[[2.0, -1.0]]], [[[0.0, 4.0]]]])
+    x1 = opt.step(x0, g, torch.tensor([True, True]))
+    torch.testing.assert_close(x1, torch.tensor([[[[0.5, -0.25]]], [[[0.0, 0.5]]]]))  # 0.5 g / max|g|
+    # sample 0 lost its label at x1: it retries from x0 along its old direction with half the step;
+    # sample 1 kept it and steps on from x1 along the new gradient
+    x2 = opt.step(x1, -g, torch.tensor([False, True]))
+    torch.testing.assert_close(x2, torch.tensor([[[[0.25, -0.125]]], [[[0.0, 0.0]]]]))
+    torch.testing.assert_close(opt.last_accepted(x2, torch.tensor([False, True])),
+                               torch.tensor([[[[0.0, 0.0]]], [[[0.0, 0.0]]]]))
+
+
+def test_reject_takes_a_new_direction_from_the_last_accepted_point_with_the_same_step():
+    opt = NormalisedStep(0.5, "reject")
+    x0 = torch.zeros(1, 1, 1, 2)
+    opt.start(x0, Threat(budget=1.0))
+    x1 = opt.step(x0, torch.tensor([[[[1.0, 0.0]]]]), torch.tensor([True]))
+    x2 = opt.step(x1, torch.tensor([[[[0.0, 1.0]]]]), torch.tensor([False]))
+    torch.testing.assert_close(x2, torch.tensor([[[[0.0, 0.5]]]]))
+
+
+def test_sign_and_adam_steps_ascend_the_objective():
+    x = torch.zeros(1, 3)
+    g = torch.tensor([[3.0, -0.1, 0.0]])
+    torch.testing.assert_close(SignStep(0.01).step(x, g), torch.tensor([[0.01, -0.01, 0.0]]))
+    opt = AdamStep(lr=0.1)
+    opt.start(x)
+    # Adam's first step moves every element with a non-zero gradient by lr in the gradient's sign
+    torch.testing.assert_close(opt.step(x, g), torch.tensor([[0.1, -0.1, 0.0]]), atol=1e-6, rtol=0)
+    with pytest.raises(RobexError, match="on_label_change"):
+        NormalisedStep(0.1, "retry")

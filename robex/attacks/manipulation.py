@@ -1,16 +1,15 @@
 """Explanation manipulation under an additive threat (Ghorbani et al. 2019 style, as used by ATEX),
 and its random-noise control.
 
-The attack composes an objective on the normalised map (robex/attacks/objectives.py: ATEX's
-untargeted top-k suppression and targeted region attention), a perturbation model with its budget
-(the job's threat, robex/threats) and this optimiser:
-
-Each step moves every sample by ``step_size * g / max|g|`` (g = objective gradient, the authors'
-normalisation; ``g / ||g||_2`` under an L2 threat), projects onto the threat's ball and [0,1] (see
-:class:`robex.threats.Threat`), and rejects, per sample, a step that changes
-the predicted label: that sample returns to its previous point and halves its step. The best
-label-preserving iterate (highest objective) is returned. All samples of a chunk move together;
-gradients of the heatmap come from ``explainer.heatmap_with_pullback``.
+An attack here is objective x threat x optimiser, each a config node: the objective on the
+normalised map (robex/attacks/objectives.py: ATEX's untargeted top-k suppression and targeted
+region attention), the perturbation model with its budget (the job's threat, robex/threats), and
+the optimiser (robex/attacks/optimisers.py; ATEX's: ``step_size * g / max|g|``, the authors'
+normalisation, ``g / ||g||_2`` under an L2 threat). After every step x is projected onto the
+threat's ball and [0, 1]; a step that changed the predicted label is retried, per sample, from the
+previous point with half the step (``on_label_change: halve``). The best label-preserving iterate
+(highest objective) is returned. All samples of a chunk move together; gradients of the heatmap
+come from ``explainer.heatmap_with_pullback``.
 """
 from __future__ import annotations
 
@@ -18,6 +17,7 @@ import torch
 
 from robex.attacks.base import AttackResult, check_gradient, label_kept, per_sample_max
 from robex.attacks.objectives import MassObjective
+from robex.attacks.optimisers import NormalisedStep
 from robex.errors import RobexError
 from robex.models.transforms import BetaSchedule, softplus_surrogate
 from robex.threats import Threat
@@ -29,7 +29,7 @@ class _StepAttack:
 
     on_explanation = True
 
-    def __init__(self, name: str, threat, steps: int, step_size: float, batch_size: int,
+    def __init__(self, name: str, threat, steps: int, optimiser, batch_size: int,
                  seed: int, show_progress: bool, surrogate_beta: float | None = None,
                  surrogate_beta_end: float | None = None):
         self.name = name
@@ -38,13 +38,16 @@ class _StepAttack:
             raise RobexError(f"attack {name} needs an additive threat (threat.kind=additive), "
                              f"got kind={self.threat.kind}")
         self.steps = int(steps)
-        self.step_size = float(step_size)
+        if not isinstance(optimiser, NormalisedStep):
+            raise RobexError(f"attack {name}: optimiser must be a robex.attacks.optimisers.NormalisedStep "
+                             f"(got {type(optimiser).__name__})")
+        self.optimiser = optimiser
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         self.show_progress = show_progress
         self.schedule = None if surrogate_beta is None else BetaSchedule(surrogate_beta, surrogate_beta_end)
-        if self.steps < 0 or self.step_size <= 0 or self.batch_size < 1:
-            raise RobexError(f"attack {name}: steps >= 0, step_size > 0 and batch_size >= 1 required")
+        if self.steps < 0 or self.batch_size < 1:
+            raise RobexError(f"attack {name}: steps >= 0 and batch_size >= 1 required")
 
     def __call__(self, model, explainer, x, target) -> AttackResult:
         model.eval()
@@ -82,11 +85,11 @@ class ExplanationManipulation(_StepAttack):
     """Manipulate the explanation while keeping the prediction (see the module docstring): the
     ``objective`` (robex/attacks/objectives.py) is what it increases, the threat what it may change."""
 
-    def __init__(self, threat, objective, name: str = "manip_untargeted", steps: int = 200,
-                 step_size: float = 0.02, batch_size: int = 64, seed: int = 0, show_progress: bool = True,
+    def __init__(self, threat, objective, optimiser=None, name: str = "manip_untargeted", steps: int = 200,
+                 batch_size: int = 64, seed: int = 0, show_progress: bool = True,
                  surrogate_beta: float | None = 10.0, surrogate_beta_end: float | None = None):
-        super().__init__(name, threat, steps, step_size, batch_size, seed, show_progress, surrogate_beta,
-                         surrogate_beta_end)
+        super().__init__(name, threat, steps, optimiser or NormalisedStep(0.02, "halve"), batch_size, seed,
+                         show_progress, surrogate_beta, surrogate_beta_end)
         if not isinstance(objective, MassObjective):
             raise RobexError(f"attack {name}: objective must be an explanation objective "
                              f"(robex.attacks.objectives), got {type(objective).__name__}")
@@ -110,9 +113,8 @@ class ExplanationManipulation(_StepAttack):
         mask = self.objective.state(h0, sl)
         obj0 = self.objective.value(h0, mask)
         best_x, best_obj = x0.clone(), obj0.clone()
-        step = torch.full((len(x0),), self.step_size, dtype=x0.dtype, device=x0.device)
-        view = (-1,) + (1,) * (x0.dim() - 1)
-        x, x_base, direction = x0.clone(), x0.clone(), torch.zeros_like(x0)
+        self.optimiser.start(x0, self.threat)
+        x = x0.clone()
         for it in range(self.steps + 1):
             if surrogate:
                 self.handle.set_beta(self.schedule(it, self.steps + 1))
@@ -132,12 +134,7 @@ class ExplanationManipulation(_StepAttack):
             grad = pullback(v)
             if it == 0:
                 check_gradient(grad, self.name, explainer.name)
-            new_dir = self.threat.unit_direction(grad)
-            # accepted samples step on from x; rejected ones retry from x_base with half the step
-            x_base = torch.where(ok.view(view), x, x_base)
-            direction = torch.where(ok.view(view), new_dir, direction)
-            step = torch.where(ok, step, step * 0.5)
-            x = self.threat.project(x_base + step.view(view) * direction, x0, self.scale)
+            x = self.threat.project(self.optimiser.step(x, grad, ok), x0, self.scale)
             bar.update(len(x0))
         facts = {"linf": per_sample_max(best_x - x0), "objective_before": obj0,
                  "objective_after": best_obj}
@@ -145,30 +142,30 @@ class ExplanationManipulation(_StepAttack):
 
 
 class RandomNoise(_StepAttack):
-    """The control: the same loop with uniform random directions instead of the objective's
-    gradient (same threat, step size, step count, projection and label rule); returns the last
-    accepted iterate."""
+    """The control: the same threat and optimiser with uniform random directions instead of the
+    objective's gradient (same step size, step count, projection and label rule; a step that
+    changes the label is dropped: ``on_label_change: reject``); returns the last accepted iterate."""
 
     on_explanation = False
 
-    def __init__(self, threat, name: str = "random", steps: int = 200, step_size: float = 0.02,
+    def __init__(self, threat, optimiser=None, name: str = "random", steps: int = 200,
                  batch_size: int = 64, seed: int = 0, show_progress: bool = True):
-        super().__init__(name, threat, steps, step_size, batch_size, seed, show_progress)
+        super().__init__(name, threat, steps, optimiser or NormalisedStep(0.02, "reject"), batch_size, seed,
+                         show_progress)
 
     def _attack_chunk(self, model, explainer, x0, target, sl, bar) -> AttackResult:
         x0 = x0.detach()
         gen = torch.Generator(device=x0.device).manual_seed(self.seed * 1_000_003 + sl.start)
-        view = (-1,) + (1,) * (x0.dim() - 1)
+        self.optimiser.start(x0, self.threat)
         with torch.no_grad():
             pred0 = model(x0).argmax(1)
-            x = x0.clone()
+            x, ok = x0.clone(), torch.ones(len(x0), dtype=torch.bool, device=x0.device)
             for _ in range(self.steps):
                 u = torch.rand(x0.shape, generator=gen, device=x0.device) * 2 - 1
-                u = self.threat.unit_direction(u)
-                cand = self.threat.project(x + self.step_size * u, x0, self.scale)
-                ok = model(cand).argmax(1) == pred0
-                x = torch.where(ok.view(view), cand, x)
+                x = self.threat.project(self.optimiser.step(x, u, ok), x0, self.scale)
+                ok = model(x).argmax(1) == pred0
                 bar.update(len(x0))
+            x = self.optimiser.last_accepted(x, ok)
         nan = torch.full((len(x0),), float("nan"))
         facts = {"linf": per_sample_max(x - x0), "objective_before": nan, "objective_after": nan.clone()}
         return AttackResult(x, facts)

@@ -1,7 +1,8 @@
 """Targeted explanation manipulation of Dombrowski et al. 2019 ("Explanations can be manipulated
 and geometry is to blame"), generic over differentiable explainers, batched over image pairs.
 
-For each image x with a target heatmap h_t, minimise over x_adv (Adam, started at x)
+For each image x with a target heatmap h_t, minimise over x_adv (Adam, started at x; the
+optimiser of robex/attacks/optimisers.py)
 
     w_map * MSE(h(x_adv), h_t) + w_out * MSE(softmax(f(x_adv)), softmax(f(x)))
 
@@ -23,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from robex.attacks.base import AttackResult, check_gradient, label_kept, per_sample_max
+from robex.attacks.optimisers import AdamStep
 from robex.errors import RobexError
 from robex.models.transforms import BetaSchedule, softplus_surrogate
 from robex.threats import UNCONSTRAINED
@@ -100,11 +102,12 @@ class TargetedMapAttack:
         w_map = self.map_weight(*x0.shape[-2:])
         with torch.no_grad():
             p0 = model(x0).softmax(1)
-        x_adv = x0.clone().requires_grad_(True)
-        opt = torch.optim.Adam([x_adv], lr=self.lr)
+        opt = AdamStep(self.lr)
+        opt.start(x0)
+        x_adv = x0.clone()
         for it in range(self.iterations):
             swap.set_beta(self.schedule(it, self.iterations))
-            h, _, pullback = explainer.heatmap_with_pullback(net, x_adv.detach(), cls)
+            h, _, pullback = explainer.heatmap_with_pullback(net, x_adv, cls)
             # d/dh of the per-sample map MSE, summed over samples (Adam is per-element: exact batching)
             v = 2.0 * w_map * (h - h_t) / h[0].numel()
             grad = pullback(v)
@@ -115,10 +118,6 @@ class TargetedMapAttack:
                 p = F.softmax(net(xa), 1)
                 out_loss = self.w_out * ((p - p0) ** 2).mean(1).sum()
                 (g_out,) = torch.autograd.grad(out_loss, xa)
-            opt.zero_grad(set_to_none=True)
-            x_adv.grad = grad + g_out
-            opt.step()
-            with torch.no_grad():
-                x_adv.clamp_(self.low, self.high)
+            x_adv = opt.step(x_adv, -(grad + g_out)).clamp_(self.low, self.high)  # descend the loss
             bar.update(len(x0))
-        return x_adv.detach()
+        return x_adv

@@ -167,8 +167,11 @@ def test_sign_and_adam_steps_ascend_the_objective():
     g = torch.tensor([[3.0, -0.1, 0.0]])
     torch.testing.assert_close(SignStep(0.01).step(x, g), torch.tensor([[0.01, -0.01, 0.0]]))
     opt = AdamStep(lr=0.1)
-    opt.start(x)
-    # Adam's first step moves every element with a non-zero gradient by lr in the gradient's sign
-    torch.testing.assert_close(opt.step(x, g), torch.tensor([[0.1, -0.1, 0.0]]), atol=1e-6, rtol=0)
+    opt.start([x, x], lrs=[None, 0.5])
+    # Adam's first step moves every element with a non-zero gradient by lr in the gradient's sign;
+    # each parameter tensor with its own learning rate (the parts of a composite perturbation)
+    a, b = opt.step([x, x], [g, g])
+    torch.testing.assert_close(a, torch.tensor([[0.1, -0.1, 0.0]]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(b, torch.tensor([[0.5, -0.5, 0.0]]), atol=1e-6, rtol=0)
     with pytest.raises(RobexError, match="on_label_change"):
         NormalisedStep(0.1, "retry")

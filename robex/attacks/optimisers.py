@@ -11,7 +11,8 @@ whether ``x`` kept its label. The attack decides which iterate it returns (best,
   robex's explanation attack), or dropped with the next step taken from the last accepted point
   (``reject``, the random control).
 - :class:`SignStep`: ``step_size * sign(g)`` (PGD, Ghorbani et al.'s top-k attack).
-- :class:`AdamStep`: torch's Adam on x (Dombrowski et al.'s map attack).
+- :class:`AdamStep`: torch's Adam on a perturbation model's parameters (Dombrowski et al.'s map
+  attack; StAdv and ReColor steps).
 """
 from __future__ import annotations
 
@@ -69,20 +70,24 @@ class SignStep:
 
 
 class AdamStep:
+    """Adam on a list of parameter tensors (a perturbation model's parameters; the image itself for
+    an image-space threat), one learning rate per tensor (``lrs``) or ``lr`` for all."""
+
     def __init__(self, lr: float = 2e-4):
         if not lr > 0:
             raise RobexError(f"optimiser lr={lr!r}: must be > 0")
         self.lr = float(lr)
 
-    def start(self, x0: torch.Tensor, threat=None) -> None:
-        self.leaf = x0.detach().clone().requires_grad_(True)
-        self.opt = torch.optim.Adam([self.leaf], lr=self.lr)
+    def start(self, params: list[torch.Tensor], lrs: list | None = None) -> None:
+        self.leaves = [p.detach().clone().requires_grad_(True) for p in params]
+        lrs = [self.lr if lr is None else float(lr) for lr in (lrs or [None] * len(params))]
+        self.opt = torch.optim.Adam([{"params": [leaf], "lr": lr} for leaf, lr in zip(self.leaves, lrs)])
 
-    def step(self, x: torch.Tensor, g: torch.Tensor, ok: torch.Tensor | None = None) -> torch.Tensor:
+    def step(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> list[torch.Tensor]:
         """Adam is per element, so a batch of samples steps exactly as each would alone."""
         with torch.no_grad():
-            self.leaf.copy_(x)  # the projected point the attack continued from
-        self.opt.zero_grad(set_to_none=True)
-        self.leaf.grad = -g  # Adam descends; the attack ascends its objective
+            for leaf, p, g in zip(self.leaves, params, grads):
+                leaf.copy_(p)  # the projected point the attack continued from
+                leaf.grad = -g  # Adam descends; the attack ascends its objective
         self.opt.step()
-        return self.leaf.detach().clone()
+        return [leaf.detach().clone() for leaf in self.leaves]

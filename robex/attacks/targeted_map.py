@@ -1,14 +1,18 @@
 """Targeted explanation manipulation of Dombrowski et al. 2019 ("Explanations can be manipulated
 and geometry is to blame"), generic over differentiable explainers, batched over image pairs.
 
-For each image x with a target heatmap h_t, minimise over x_adv (Adam, started at x; the
-optimiser of robex/attacks/optimisers.py)
+For each image x with a target heatmap h_t, minimise over the parameters theta of a perturbation
+model P (x_adv = P(x, theta); Adam started at the identity, the optimiser of
+robex/attacks/optimisers.py)
 
-    w_map * MSE(h(x_adv), h_t) + w_out * MSE(softmax(f(x_adv)), softmax(f(x)))
+    w_map * MSE(h(x_adv), h_t) + w_out * MSE(softmax(f(x_adv)), softmax(f(x))) + penalty_P(theta)
 
 with every ReLU of f replaced by softplus(beta) while attacking (beta growing geometrically from
 ``beta_start`` to ``beta_end`` over the iterations; without growth only LRP attacks work), x_adv
-clamped to the valid range after every step, no eps ball. h is the explainer's heatmap for the
+projected onto P's budget after every step. The default P (``perturbation: null``) is
+Dombrowski's: the image itself, clamped to the valid range [clamp_low, clamp_high], no eps ball;
+``perturbation`` may name any model of robex/threats (StAdv's flow, an additive delta, a composite
+such as delta+flow). h is the explainer's heatmap for the
 class f predicts at x. The returned facts are computed with the original ReLU network:
 ``label_kept``, ``linf``, and the objective (the map MSE to the target) before and after.
 
@@ -28,6 +32,7 @@ from robex.attacks.optimisers import AdamStep
 from robex.errors import RobexError
 from robex.models.transforms import BetaSchedule, softplus_surrogate
 from robex.threats import UNCONSTRAINED
+from robex.threats.base import PerturbationModel
 from robex.utils import progress
 
 
@@ -47,13 +52,13 @@ def blank_square_target(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class TargetedMapAttack:
-    threat = UNCONSTRAINED  # no ball: only the valid range (clamp_low, clamp_high)
     on_explanation = True
 
     def __init__(self, name: str = "map_targeted", target: str = "other_image", iterations: int = 1500,
                  lr: float = 2e-4, w_map: float = 1e11, w_out: float = 1e6, beta_start: float = 10.0,
                  beta_end: float | None = 100.0, clamp_low: float = 0.0, clamp_high: float = 1.0,
-                 square_fraction: float = 0.25, batch_size: int = 16, show_progress: bool = True):
+                 square_fraction: float = 0.25, batch_size: int = 16, show_progress: bool = True,
+                 perturbation: PerturbationModel | None = None):
         if target not in ("other_image", "blank_square"):
             raise RobexError(f"attack target={target!r}: choose 'other_image' or 'blank_square'")
         if iterations < 0 or lr <= 0:
@@ -63,6 +68,15 @@ class TargetedMapAttack:
         self.w_map, self.w_out = float(w_map), float(w_out)
         self.schedule = BetaSchedule(beta_start, beta_end)
         self.low, self.high = float(clamp_low), float(clamp_high)
+        if perturbation is None:
+            if (self.low, self.high) != (0.0, 1.0):
+                raise RobexError("attack clamp_low / clamp_high: images live in [0, 1] (normalisation is "
+                                 "inside the model); keep 0 and 1")
+            perturbation = UNCONSTRAINED  # no ball: only the valid range
+        elif not isinstance(perturbation, PerturbationModel):
+            raise RobexError(f"attack {name}: perturbation must be a perturbation model (robex/threats), "
+                             f"got {type(perturbation).__name__}")
+        self.threat = perturbation  # what the rows record (threat, budget, units)
         self.square_fraction = float(square_fraction)
         self.batch_size, self.show_progress = int(batch_size), show_progress
 
@@ -102,11 +116,16 @@ class TargetedMapAttack:
         w_map = self.map_weight(*x0.shape[-2:])
         with torch.no_grad():
             p0 = model(x0).softmax(1)
+        threat = self.threat
+        params = threat.init(x0)
         opt = AdamStep(self.lr)
-        opt.start(x0)
-        x_adv = x0.clone()
+        opt.start(params, threat.lrs)
         for it in range(self.iterations):
             swap.set_beta(self.schedule(it, self.iterations))
+            with torch.enable_grad():
+                leaves = [p.detach().requires_grad_(True) for p in params]
+                x_graph = threat.apply(x0, leaves)
+            x_adv = x_graph.detach()
             h, _, pullback = explainer.heatmap_with_pullback(net, x_adv, cls)
             # d/dh of the per-sample map MSE, summed over samples (Adam is per-element: exact batching)
             v = 2.0 * w_map * (h - h_t) / h[0].numel()
@@ -114,10 +133,19 @@ class TargetedMapAttack:
             if it == 0 and bool((h != h_t).any()):
                 check_gradient(grad, self.name, explainer.name)
             with torch.enable_grad():
-                xa = x_adv.detach().requires_grad_(True)
+                xa = x_adv.requires_grad_(True)
                 p = F.softmax(net(xa), 1)
                 out_loss = self.w_out * ((p - p0) ** 2).mean(1).sum()
                 (g_out,) = torch.autograd.grad(out_loss, xa)
-            x_adv = opt.step(x_adv, -(grad + g_out)).clamp_(self.low, self.high)  # descend the loss
+                # the chain rule through P, and P's own regulariser
+                outputs, seeds = [x_graph], [grad + g_out]
+                penalty = threat.penalty(leaves).sum()
+                if penalty.requires_grad:
+                    outputs.append(penalty)
+                    seeds.append(torch.ones_like(penalty))
+                g_params = torch.autograd.grad(outputs, leaves, seeds, allow_unused=True)
+            g_params = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_params)]
+            params = threat.constrain(opt.step(params, [-g for g in g_params]), x0)  # descend the loss
             bar.update(len(x0))
-        return x_adv
+        with torch.no_grad():
+            return threat.apply(x0, params)

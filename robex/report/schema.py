@@ -15,9 +15,11 @@ by all papers, so a defense x attack x explainer matrix across papers is one piv
 | attacked_explainer | the explainer the attack optimised against (empty: no attack, or an attack  |
 |                    | on the prediction or a random control)                                      |
 | threat             | the attack's threat: ``linf`` / ``l2`` (additive ball), ``unconstrained``,   |
-|                    | ``none`` (see robex/threats)                                                |
-| budget             | the threat's radius (NaN without a ball)                                    |
-| units              | ``pixel`` ([0, 1] images) or ``normalised``; empty without a ball            |
+|                    | ``none``, ``flow`` (StAdv), or a composite's parts with their budgets        |
+|                    | (``flow:0.05+linf:0.0314``) (see robex/threats)                              |
+| budget             | the threat's radius (NaN without a ball, or for a composite)                 |
+| units              | ``pixel`` ([0, 1] images), ``normalised``, ``grid`` (a flow in grid_sample   |
+|                    | coordinates), parts joined by '+' for a composite; empty without a ball      |
 | defense            | defense option                                                              |
 | defense_budget     | the defense's own magnitude (ATEX's eps1, adversarial training's eps; NaN    |
 |                    | for none)                                                                   |

@@ -15,6 +15,11 @@ attack that has a budget and recorded in every row of ``metrics.csv`` (columns `
 
 A defense's own magnitude (ATEX's Delta, FGSM adversarial training's eps) is the defense's own
 parameter, never the threat's; it is recorded in the ``defense_budget`` column.
+
+A Threat is also a perturbation model (robex/threats/base.py: the protocol the map attack
+optimises), whose parameter is the perturbed image itself. The other models are modules beside
+this one: ``delta.py`` (an additive delta as a separate parameter), ``flow.py`` (StAdv),
+``composite.py`` (several in order).
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from robex.errors import RobexError
+from robex.threats.base import PerturbationModel
 
 KINDS = ("additive", "unconstrained", "none")
 NORMS = ("linf", "l2")
@@ -31,7 +37,7 @@ UNITS = ("pixel", "normalised")
 
 
 @dataclass(frozen=True)
-class Threat:
+class Threat(PerturbationModel):
     kind: str = "additive"
     norm: str = "linf"
     budget: float = 0.08
@@ -54,6 +60,10 @@ class Threat:
                 allowed = "[0, 1] (an L_inf ball in [0, 1] pixel units)" if high == 1.0 else "[0, inf)"
                 raise RobexError(f"threat.budget={self.budget!r} is out of range: it must lie in {allowed}")
         object.__setattr__(self, "budget", budget)
+
+    @property
+    def name(self) -> str:
+        return self.norm if self.kind == "additive" else self.kind
 
     @classmethod
     def from_config(cls, node) -> "Threat":
@@ -101,6 +111,16 @@ class Threat:
         size = d.flatten(1).norm(dim=1).clamp_min(1e-30)
         factor = (self.budget / size).clamp(max=1.0).view(-1, *([1] * (x.dim() - 1)))
         return (x0 + d * factor * scale).clamp_(0.0, 1.0)
+
+    # -- the perturbation-model protocol (robex/threats/base.py), in pixel units ----------------
+    def init(self, x0: torch.Tensor) -> list[torch.Tensor]:
+        return [x0.detach().clone()]
+
+    def apply(self, x0: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
+        return params[0]
+
+    def constrain(self, params: list[torch.Tensor], x0: torch.Tensor) -> list[torch.Tensor]:
+        return [self.project(params[0], x0)]
 
     def size(self, delta: torch.Tensor, scale: torch.Tensor | float = 1.0) -> torch.Tensor:
         """(B,) size of each perturbation in the threat's norm and units."""

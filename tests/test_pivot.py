@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from robex.report.pivot import TIDY_COLUMNS, render_pivot
+from robex.report.pivot import TIDY_COLUMNS, render_pivot, render_unavailable
 
 
 def _rows():
@@ -40,6 +40,7 @@ def test_the_table_follows_the_preset_and_marks_what_is_missing(tmp_path):
     csv = pd.read_csv(tmp_path / "table.csv")
     assert list(csv.columns) == TIDY_COLUMNS and len(csv) == len(tidy) == 3
     assert csv.loc[0, "n"] == 20 and csv.loc[0, "paper"] == 0.74 and csv.loc[0, "robex"] == pytest.approx(0.3)
+    assert csv["status"].tolist() == ["computed", "computed", "missing"]
 
 
 def test_a_cell_can_combine_several_values(tmp_path):
@@ -51,3 +52,36 @@ def test_a_cell_can_combine_several_values(tmp_path):
     paper.reported = [{"data": "d"}]
     render_pivot(_rows(), paper, tmp_path)
     assert (tmp_path / "table.md").read_text().splitlines()[-1] == "| d | 0.3 / 0.7 |"
+
+
+def test_an_unavailable_table_keeps_the_layout_and_never_prints_a_number(tmp_path):
+    columns = {"pcc": {"header": "PCC (paper / robex)", "paper": "pcc", "se": " ± {robex_se:.3f}",
+                       "values": {"robex": {"metric": "pcc"}}}}
+    paper = _paper(columns)
+    paper.unavailable = "needs the benchmark at dataset.root"
+    render_unavailable(None, paper, tmp_path)
+    md = (tmp_path / "table.md").read_text()
+    assert "**Not reproduced here: needs the benchmark at dataset.root**" in md
+    assert md.splitlines()[-3:] == ["| SM | 0.740 / unavailable |", "| lrp | - / unavailable |",
+                                    "| integrated_gradients | 0.820 / unavailable |"]
+    csv = pd.read_csv(tmp_path / "table.csv")
+    assert set(csv["status"]) == {"unavailable"} and csv["robex"].isna().all() and (csv["n"] == 0).all()
+
+
+def test_aggmean_table2_layout_puts_each_model_in_its_column(tmp_path):
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base=None):
+        paper = compose("config", overrides=["paper=aggmean_tab2"]).paper
+    base = dict(dataset="ann", source="bench", n=50, se=0.01, metric="cosine_similarity", seed=0,
+                attacked_explainer="")
+    rows = pd.DataFrame([dict(base, explainer="agg_mean", model="resnet101", value=0.61),
+                         dict(base, explainer="agg_mean", model="vgg19", value=0.55),
+                         dict(base, explainer="gradient", model="resnet50", value=0.40)])
+    render_pivot(rows, paper, tmp_path)
+    lines = (tmp_path / "table.md").read_text().splitlines()
+    assert lines[2] == "Data: bench."
+    assert "| AGG-Mean | 0.63 / 0.61 | 0.66 / n/a | 0.64 / 0.55 |" in lines
+    assert "| SM | 0.45 / n/a | 0.45 / 0.40 | 0.47 / n/a |" in lines

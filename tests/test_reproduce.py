@@ -55,24 +55,33 @@ def test_reproduce_atex_makes_every_artifact_and_resumes_from_cache(tmp_path, fa
 
 
 def test_figure_csv_holds_the_plotted_values(tmp_path):
-    from omegaconf import OmegaConf
+    """The row-figure renderer of atex_fig2 / atex_fig4 (robex/report/plot.py), their own layouts:
+    seeds averaged, one point per facet x series x x, labels from the layout."""
+    from hydra import compose, initialize_config_dir
 
-    from robex.report.atex_figures import render_adv_training, render_smoothness
+    from robex.report.plot import render_plot
 
-    rows = pd.DataFrame({"dataset": ["d"] * 4, "source": ["s"] * 4, "step": [0, 5, 0, 5],
-                         "metric": ["ssim_to_smoothgrad"] * 2 + ["accuracy"] * 2,
-                         "value": [0.5, 0.7, 0.9, 0.8], "se": [0.01, 0.02, 0, 0], "n": [10] * 4})
-    plotted = render_smoothness(rows, OmegaConf.create({}), tmp_path)
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+        fig2 = compose("config", overrides=["paper=atex_fig2"]).paper
+        fig4 = compose("config", overrides=["paper=atex_fig4"]).paper
+    rows = pd.DataFrame({"dataset": ["d"] * 6, "source": ["s"] * 6, "step": [0, 5, 0, 5, 5, 5],
+                         "seed": [0, 0, 0, 0, 1, 1],
+                         "metric": ["ssim_to_smoothgrad"] * 2 + ["accuracy"] * 2 + ["ssim_to_smoothgrad", "accuracy"],
+                         "value": [0.5, 0.7, 0.9, 0.8, 0.9, 0.1], "se": [0.01, 0.02, 0, 0, 0.02, 0], "n": [10] * 6})
+    plotted = render_plot(rows, fig2, tmp_path)
     csv = pd.read_csv(tmp_path / "figure.csv")
-    assert csv["ssim"].tolist() == [0.5, 0.7] == plotted["ssim"].tolist()
+    assert csv["value"].tolist() == pytest.approx([0.5, 0.8]) == plotted["value"].tolist()  # seeds 0, 1 of k=5
+    assert csv["series"].tolist() == [0, 5] and set(csv["metric"]) == {"ssim_to_smoothgrad"}
+    assert csv["se"].tolist() == pytest.approx([0.01, (0.02 ** 2 * 2) ** 0.5 / 2]) and csv["n"].tolist() == [10, 20]
     assert (tmp_path / "figure.png").read_bytes()[:4] == b"\x89PNG"
-    rows = pd.DataFrame({"dataset": ["d"] * 6, "source": ["s"] * 6, "step": [0, 1, 2] * 2,
-                         "metric": ["robust_accuracy"] * 3 + ["accuracy"] * 3, "attack": ["fgsm"] * 6,
-                         "budget": [0.1] * 3 + [float("nan")] * 3,
-                         "value": [0.1, 0.2, 0.3, 0.8, 0.8, 0.8], "se": [0] * 6, "n": [5] * 6})
-    render_adv_training(rows, OmegaConf.create({}), tmp_path)
+    rows = pd.DataFrame({"dataset": ["d"] * 3 + ["e"] * 3 + ["d"] * 3, "source": ["s"] * 9,
+                         "step": [2, 0, 1] * 3, "metric": ["robust_accuracy"] * 6 + ["accuracy"] * 3,
+                         "attack": ["fgsm"] * 9, "budget": [0.1] * 6 + [float("nan")] * 3,
+                         "value": [0.3, 0.1, 0.2, 0.6, 0.4, 0.5, 0.8, 0.8, 0.8], "se": [0] * 9, "n": [5] * 9})
+    render_plot(rows, fig4, tmp_path)
     csv = pd.read_csv(tmp_path / "figure.csv")
-    assert csv["robust_accuracy"].tolist() == [0.1, 0.2, 0.3] and csv["step"].tolist() == [0, 1, 2]
+    assert csv["facet"].tolist() == ["d"] * 3 + ["e"] * 3 and csv["x"].tolist() == [0, 1, 2] * 2
+    assert csv["value"].tolist() == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]  # sorted by step, accuracy rows left out
 
 
 @pytest.mark.slow

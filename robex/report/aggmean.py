@@ -1,4 +1,6 @@
-"""AGG-Mean (Rieger & Hansen 2020) tables and figures from the sweep's rows and per-sample arrays."""
+"""AGG-Mean (Rieger & Hansen 2020): the tables' data note and the figures drawn from per-sample arrays
+(transfer and aggregate-vs-single scatters, the visual grid). Its tables are pivot layouts in the presets
+(robex/report/pivot.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +8,6 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from robex.report.figures import plt, save_figure, subplots
-from robex.report.tables import fmt, lookup, markdown_table, paper_vs, write_table
 
 LABELS = {"gradient": "SM", "guided_backprop": "GB", "lrp": "LRP", "integrated_gradients": "IG",
           "agg_mean": "AGG-Mean", "agg_var": "AGG-Var", "gradcam": "GC", "smoothgrad": "SG",
@@ -119,36 +120,3 @@ def render_visual_grid(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=No
             records.append(pd.DataFrame({"row": m, "panel": key, "pixel": np.arange(img.size), "value": img.ravel()}))
     fig.suptitle(paper.title, fontsize=9)
     return save_figure(fig, out_dir, records)
-
-
-def render_unavailable(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) -> pd.DataFrame:
-    """A table whose robex column says why it could not be computed (never a made-up value)."""
-    reported = OmegaConf.to_container(paper.reported)
-    columns = [k for k in reported[0] if k != "method"]
-    reason = paper.unavailable
-    body = [[LABELS.get(r["method"], r["method"])] + [f"{r[c]} / unavailable" for c in columns] for r in reported]
-    md = (f"# {paper.title}\n\n**Not reproduced here: {reason}**\n\nCells are paper / robex.\n\n"
-          + markdown_table(["method"] + [f"{c} (paper / robex)" for c in columns], body))
-    tidy = pd.DataFrame([dict(method=r["method"], metric=c, paper=r[c], robex=np.nan, status="unavailable")
-                         for r in reported for c in columns])
-    write_table(out_dir, "table", tidy, md)
-    return tidy
-
-
-def render_alignment_table(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) -> pd.DataFrame:
-    """Table 2: cosine similarity with the human annotation per method (rows) and model (columns)."""
-    reported = OmegaConf.to_container(paper.reported)
-    models = [k for k in reported[0] if k != "method"]
-    tidy, body = [], []
-    for rep in reported:
-        cells = [LABELS.get(rep["method"], rep["method"])]
-        for model in models:
-            v, se, n = lookup(rows, "cosine_similarity", explainer=rep["method"], model=model)
-            tidy.append(dict(method=rep["method"], model=model, paper=rep[model], robex=v, se=se, n=n))
-            cells.append(paper_vs(rep[model], v, 2))
-        body.append(cells)
-    md = (f"# {paper.title}\n\nData: {', '.join(sorted(set(rows['source'].astype(str))))}.\n\n"
-          + markdown_table(["method"] + [f"{m} (paper / robex)" for m in models], body))
-    tidy = pd.DataFrame(tidy)
-    write_table(out_dir, "table", tidy, md)
-    return tidy

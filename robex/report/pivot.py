@@ -23,7 +23,12 @@ per table row). Nothing about a paper is in this module::
 In a cell, a missing paper value prints ``-`` and a value robex could not compute ``n/a``; each
 value also gives ``{<name>_se}`` and ``{<name>_n}``. Seeds are averaged by
 :func:`robex.report.tables.lookup`. ``table.csv`` has one schema for every paper: the row key,
-the column header, the value's name, its metric and filters, paper, robex, se, n.
+the column header, the value's name, its metric and filters, paper, robex, se, n, and a status
+(``computed``, ``missing``: no rows matched, ``unavailable``: the data or weights do not exist here).
+
+A preset whose data cannot exist offline also names ``paper.render_unavailable:
+robex.report.pivot.render_unavailable`` and ``paper.unavailable`` (the reason): the same layout is
+then rendered with the reason above it and ``unavailable`` in place of every robex value.
 """
 from __future__ import annotations
 
@@ -36,7 +41,7 @@ from omegaconf import DictConfig, OmegaConf
 from robex.errors import RobexError
 from robex.report.tables import lookup, markdown_table, write_table
 
-TIDY_COLUMNS = ["row", "column", "value", "metric", "where", "paper", "robex", "se", "n"]
+TIDY_COLUMNS = ["row", "column", "value", "metric", "where", "paper", "robex", "se", "n", "status"]
 
 
 class _Shown:
@@ -81,10 +86,20 @@ class _DefaultDict(dict):
         return "n/a"
 
 
-def render_pivot(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) -> pd.DataFrame:
+def render_unavailable(rows, paper: DictConfig, out_dir, arrays=None) -> pd.DataFrame:
+    """The preset's table with the paper's numbers beside ``unavailable`` and the reason
+    (``paper.unavailable``) above it: never a made-up value."""
+    return render_pivot(None, paper, out_dir, unavailable=str(paper.unavailable))
+
+
+def render_pivot(rows: pd.DataFrame | None, paper: DictConfig, out_dir, arrays=None,
+                 unavailable: str | None = None) -> pd.DataFrame:
     """Write ``table.md`` (intro + the preset's table, paper beside robex) and ``table.csv``."""
     spec = paper.table
     row_spec = spec.rows
+    if unavailable is not None:
+        rows = pd.DataFrame(columns=["metric", "explainer", "attacked_explainer", "source", "model", "n"])
+    missing = "unavailable" if unavailable is not None else "n/a"
     if spec.get("keep") == "attacked":
         rows = rows[rows["attacked_explainer"].astype(str) == rows["explainer"].astype(str)]
     elif spec.get("keep"):
@@ -103,22 +118,27 @@ def render_pivot(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) ->
             se_known = True
             for name, value in col["values"].items():
                 where = {row_spec.column: key, **_plain(value.get("where"))}
-                v, se, n = lookup(rows, value.metric, **where)
+                v, se, n = (lookup(rows, value.metric, **where) if unavailable is None
+                             else (math.nan, math.nan, 0))
                 fields[name], fields[f"{name}_se"], fields[f"{name}_n"] = (
-                    _Shown(v, "n/a"), _Shown(se, "n/a"), _Shown(n, "n/a"))
+                    _Shown(v, missing), _Shown(se, missing), _Shown(n, missing))
                 se_known = se_known and fields[f"{name}_se"].known()
                 filters = {k: w for k, w in where.items() if k != row_spec.column}
                 tidy.append({"row": key, "column": col.header, "value": name, "metric": value.metric,
                              "where": " ".join(f"{k}={w}" for k, w in filters.items()),
                              "paper": rep.get(col.paper) if col.get("paper") and name == "robex" else None,
-                             "robex": v, "se": se, "n": n})
+                             "robex": v, "se": se, "n": n,
+                             "status": "unavailable" if unavailable is not None else ("computed" if n else "missing")})
             text = col.get("cell", "{paper:.3f} / {robex:.3f}").format(**fields)
             if col.get("se") and se_known:
                 text += col.se.format(**fields)
             cells.append(text)
         body.append(cells)
     header = [row_spec.get("header", row_spec.column)] + [c.header for c in columns]
-    intro = spec.get("intro", "# {title}\n\n").format(**_intro_fields(rows, spec, paper))
+    if unavailable is not None:
+        intro = f"# {paper.title}\n\n**Not reproduced here: {unavailable}**\n\nCells are paper / robex.\n\n"
+    else:
+        intro = spec.get("intro", "# {title}\n\n").format(**_intro_fields(rows, spec, paper))
     out = pd.DataFrame(tidy, columns=TIDY_COLUMNS)
     write_table(out_dir, "table", out, intro + markdown_table(header, body))
     return out

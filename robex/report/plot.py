@@ -1,0 +1,135 @@
+"""The one renderer for figures drawn from ``metrics.csv`` rows (bars and lines), laid out by the
+preset, as :mod:`robex.report.pivot` is for tables. Figures drawn from per-sample arrays (image
+galleries, per-sample scatters) stay special renderers beside the paper's module.
+
+A preset sets ``paper.render._target_: robex.report.plot.render_plot`` and describes the figure in
+``paper.plot``::
+
+    plot:
+      kind: bar                      # bar (grouped bars) or line
+      metric: ssim_to_smoothgrad     # the metrics.csv metric plotted
+      x: dataset                     # the column on the x axis (categories for bars, numbers for lines)
+      series: step                   # optional: one bar group member / one line per value
+      series_labels: {"0": baseline, default: "ATEX k={value}"}   # optional; fields: {value} (the
+                                     # series value) and the series' row columns ({attack}, {budget}, ...)
+      facet: dataset                 # optional: one panel per value
+      x_labels: {mnist5k: "mnist5k\\n(subset)"}   # optional: printed name of an x value (bars)
+      facet_labels: {mnist5k: "mnist5k (subset)"}  # optional: printed name of a panel
+      xlabel: ..., ylabel: ...       # axis labels (default: the column / metric)
+      error: se                      # optional: error bars of +- se where it is known
+
+Seeds are averaged by :func:`robex.report.tables.lookup`. ``figure.csv`` holds exactly the plotted
+values, one schema for every row figure: facet, series, x, metric, value, se, n, source.
+"""
+from __future__ import annotations
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from robex.errors import RobexError
+from robex.report.figures import save_figure, subplots
+from robex.report.tables import lookup
+
+FIGURE_COLUMNS = ["facet", "series", "x", "metric", "value", "se", "n", "source"]
+KINDS = ("bar", "line")
+
+
+def _values(rows: pd.DataFrame, column: str | None) -> list:
+    """The column's distinct values in a stable order (numbers ascending, else first seen)."""
+    if not column:
+        return [None]
+    vals = list(dict.fromkeys(rows[column].tolist()))
+    try:
+        return sorted(vals, key=float)
+    except (TypeError, ValueError):
+        return vals
+
+
+def _plain(node) -> dict:
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node or {})
+
+
+def _key(value) -> str:
+    """A value as a label key: integral floats without the '.0' (step 5.0 -> '5')."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _label(template_map: dict, value, fields: dict) -> str:
+    text = template_map.get(_key(value), template_map.get("default", "{value}"))
+    return str(text).format(**{**fields, "value": _key(value)})
+
+
+def _fields(rows: pd.DataFrame) -> dict:
+    """Row columns usable in label templates: each column's values joined (``budget`` as %g)."""
+    out = {}
+    for col in rows.columns:
+        vals = sorted({format(v, "g") if isinstance(v, float) else str(v) for v in rows[col].dropna()})
+        out[col] = ", ".join(vals)
+    return out
+
+
+def plotted_values(rows: pd.DataFrame, spec) -> pd.DataFrame:
+    """The tidy frame of the plotted points (one per facet x series x x), seeds averaged."""
+    sel = rows[rows["metric"] == spec.metric]
+    records = []
+    for facet in _values(sel, spec.get("facet")):
+        in_facet = sel if facet is None else sel[sel[spec.facet].astype(str) == str(facet)]
+        for series in _values(in_facet, spec.get("series")):
+            in_series = in_facet if series is None else in_facet[in_facet[spec.series].astype(str) == str(series)]
+            for x in _values(in_series, spec.x):
+                where = {spec.x: x}
+                if facet is not None:
+                    where[spec.facet] = facet
+                if series is not None:
+                    where[spec.series] = series
+                v, se, n = lookup(sel, spec.metric, **where)
+                at = in_series[in_series[spec.x].astype(str) == str(x)]
+                records.append({"facet": facet, "series": series, "x": x, "metric": spec.metric,
+                                "value": v, "se": se, "n": n,
+                                "source": ", ".join(sorted(set(at["source"].astype(str))))})
+    return pd.DataFrame(records, columns=FIGURE_COLUMNS)
+
+
+def render_plot(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) -> pd.DataFrame:
+    """Write ``figure.png`` and ``figure.csv`` (the plotted values) for the preset's ``paper.plot``."""
+    spec = paper.plot
+    if spec.get("kind", "line") not in KINDS:
+        raise RobexError(f"paper.plot.kind={spec.kind!r}: choose one of {', '.join(KINDS)}")
+    plotted = plotted_values(rows, spec)
+    sel = rows[rows["metric"] == spec.metric]
+    series_labels = _plain(spec.get("series_labels"))
+    x_labels = _plain(spec.get("x_labels"))
+    facet_labels = _plain(spec.get("facet_labels"))
+    facets = list(dict.fromkeys(plotted["facet"].tolist())) or [None]
+    fig, axes = subplots(len(facets), width=float(spec.get("width", 4.0)))
+    colors = ["tab:gray", "tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]
+    for ax, facet in zip(axes, facets):
+        part = plotted[plotted["facet"].astype(str) == str(facet)] if facet is not None else plotted
+        facet_rows = sel if facet is None else sel[sel[spec.facet].astype(str) == str(facet)]
+        series_values = list(dict.fromkeys(part["series"].tolist()))
+        xs_all = list(dict.fromkeys(part["x"].tolist()))
+        width = 0.8 / max(1, len(series_values))
+        for j, series in enumerate(series_values):
+            line = part[part["series"].astype(str) == str(series)] if series is not None else part
+            srows = facet_rows if series is None else facet_rows[facet_rows[spec.series].astype(str) == str(series)]
+            label = _label(series_labels, series, _fields(srows)) if (series is not None or series_labels) else None
+            err = line["se"] if spec.get("error") and line["se"].notna().any() else None
+            color = colors[j % len(colors)]
+            if spec.get("kind", "line") == "bar":
+                pos = [xs_all.index(x) + (j - (len(series_values) - 1) / 2) * width for x in line["x"]]
+                ax.bar(pos, line["value"], width, yerr=err, color=color, label=label)
+            else:
+                ax.errorbar(line["x"].astype(float), line["value"], yerr=err, fmt="o-", color=color, label=label)
+        if spec.get("kind", "line") == "bar":
+            ax.set_xticks(range(len(xs_all)), [str(x_labels.get(_key(x), x)) for x in xs_all])
+        ax.set_xlabel(spec.get("xlabel", spec.x))
+        ax.set_ylabel(spec.get("ylabel", spec.metric))
+        if facet is not None:
+            ax.set_title(str(facet_labels.get(_key(facet), facet)), fontsize=9)
+        if ax.get_legend_handles_labels()[1]:
+            ax.legend(fontsize=8)
+    fig.suptitle(paper.title, fontsize=9)
+    save_figure(fig, out_dir, plotted)
+    return plotted

@@ -61,7 +61,9 @@ def test_pasting_blends_by_alpha_and_the_mask_is_the_items_own_pixels():
 
 def test_two_objects_test_canvases_hold_two_classes_with_disjoint_masks(tmp_path, fashion_standin):
     data = load_two_objects(root=str(fashion_standin), cache_dir=str(tmp_path), **SMALL)
-    masks, classes = data.extras["masks"], data.extras["classes"]
+    masks, classes = data.extras["test_masks"], data.extras["test_classes"]
+    sets = data.extras["test_class_sets"]
+    assert sets.shape == (30, 2, 10) and bool((sets.sum(2) == 1).all()) and bool(sets[0, 1, classes[0, 1]])
     assert masks.shape == (30, 2, 64, 64) and classes.shape == (30, 2)
     assert bool((classes[:, 0] != classes[:, 1]).all()) and torch.equal(data.test_y, classes[:, 0])
     assert bool((masks.flatten(2).sum(2) > 20).all())  # every object has its pixels
@@ -70,7 +72,7 @@ def test_two_objects_test_canvases_hold_two_classes_with_disjoint_masks(tmp_path
     assert bool((left[:, 0] != left[:, 1]).all())  # one object in each half
     assert data.train_x.shape[1:] == (3, 64, 64) and "STAND-IN" in data.source and "COCO" in data.source
     again = load_two_objects(root=str(fashion_standin), cache_dir=str(tmp_path), **SMALL)
-    assert torch.equal(again.extras["masks"], masks) and torch.equal(again.test_x, data.test_x)
+    assert torch.equal(again.extras["test_masks"], masks) and torch.equal(again.test_x, data.test_x)
 
 
 def test_bad_settings_and_missing_backgrounds_are_one_clear_error(tmp_path, fashion_standin, monkeypatch):

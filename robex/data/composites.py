@@ -5,8 +5,9 @@ photographs that scikit-image ships. Every title, row and claim that uses them s
 - ``two_objects`` stands in for the COCO two-object images of the class-sensitivity (pointing)
   test: 64x64 canvases with two items of different classes and one exact mask per item. Its train
   and val splits hold ONE item per canvas (label = its class), so a model trained on them has never
-  seen two objects; its test split holds two, with ``extras["masks"]`` (N, 2, H, W) and
-  ``extras["classes"]`` (N, 2).
+  seen two objects; its test split holds two, with ``extras["test_masks"]`` (N, 2, H, W) bool,
+  ``extras["test_classes"]`` (N, 2) and ``extras["test_class_sets"]`` (N, 2, 10) bool, the same
+  extras as the real COCO loader (robex/data/coco.py), whose objects map to SETS of ImageNet classes.
 
 The recipe (``RECIPE``, version 1), per item, every draw from one seeded generator per split:
 
@@ -265,8 +266,9 @@ def load_two_objects(name: str = "two_objects", root: str | None = None,
     data = ImageData(name, f"STAND-IN for COCO two-object images: FashionMNIST items on skimage photographs "
                            f"(recipe {RECIPE})", tx, ty, vx, vy, _from_uint8(a["test_x"]),
                      torch.from_numpy(a["test_y"]), num_classes=10, default_epochs=train_epochs)
-    data.extras["masks"] = torch.from_numpy(a["test_masks"])
-    data.extras["classes"] = torch.from_numpy(a["test_classes"])
+    data.extras["test_masks"] = torch.from_numpy(a["test_masks"])
+    data.extras["test_classes"] = torch.from_numpy(a["test_classes"])
+    data.extras["test_class_sets"] = F.one_hot(data.extras["test_classes"], 10).bool()
     return data
 
 

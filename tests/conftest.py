@@ -2,9 +2,14 @@
 stand-in (IDX files) for end-to-end runs."""
 from __future__ import annotations
 
+import json
+import pickle
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from robex.data.idx import write_idx
 from robex.data.mnist_like import load_digits
@@ -110,3 +115,66 @@ def imagenet_standin(tmp_path_factory):
 @pytest.fixture(scope="session")
 def annotation_standin(tmp_path_factory):
     return make_annotation_benchmark(tmp_path_factory.mktemp("annotations"))
+
+
+def make_cifar_miniature(root: Path, per_batch: int = 40, seed: int = 0) -> Path:
+    """cifar-10-batches-py/ with five training batches and a test batch of random images."""
+    rng = np.random.default_rng(seed)
+    d = root / "cifar-10-batches-py"
+    d.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+                 b"labels": rng.integers(0, 10, per_batch).tolist(), b"batch_label": name.encode()}
+        with open(d / name, "wb") as f:
+            pickle.dump(batch, f)
+    return root
+
+
+def _rect(x0, y0, x1, y1):
+    return [[x0, y0, x1, y0, x1, y1, x0, y1]]
+
+
+def make_coco_miniature(root: Path) -> Path:
+    """val2017/ with 256x256 JPEGs and annotations/instances_val2017.json. Image 1: dog + cat
+    (kept); 2: dog + cat + zebra (three objects); 3: two dogs (same category); 4: dog + 'person'
+    (unmapped); 5: zebra + cat, plus a crowd region (kept: crowds are ignored); 6: dog + a tiny cat."""
+    (root / "annotations").mkdir(parents=True)
+    (root / "val2017").mkdir()
+    cats = [{"id": 18, "name": "dog"}, {"id": 17, "name": "cat"}, {"id": 24, "name": "zebra"},
+            {"id": 1, "name": "person"}]
+    # every category robex's default mapping names, as the real file lists all 80
+    from omegaconf import OmegaConf
+
+    default = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "dataset" / "coco_two_objects.yaml")
+    known = {c["name"] for c in cats}
+    cats += [{"id": 100 + i, "name": n} for i, n in enumerate(default.mapping) if n not in known]
+    objects = {1: [(18, (50, 60, 100, 120)), (17, (150, 40, 230, 200))],
+               2: [(18, (10, 10, 60, 60)), (17, (100, 100, 150, 150)), (24, (170, 20, 240, 90))],
+               3: [(18, (10, 10, 60, 60)), (18, (100, 100, 150, 150))],
+               4: [(18, (10, 10, 60, 60)), (1, (100, 100, 150, 150))],
+               5: [(24, (30, 30, 120, 200)), (17, (140, 60, 220, 180)), (1, (0, 0, 256, 20), True)],
+               6: [(18, (30, 30, 120, 200)), (17, (140, 60, 145, 65))]}
+    images, anns, rng = [], [], np.random.default_rng(0)
+    for img_id, objs in objects.items():
+        name = f"{img_id:012d}.jpg"
+        Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)).save(root / "val2017" / name)
+        images.append({"id": img_id, "file_name": name, "width": 256, "height": 256})
+        for k, obj in enumerate(objs):
+            cat, (x0, y0, x1, y1) = obj[0], obj[1]
+            crowd = len(obj) > 2
+            anns.append({"id": img_id * 10 + k, "image_id": img_id, "category_id": cat, "iscrowd": int(crowd),
+                         "segmentation": _rect(x0, y0, x1, y1), "area": float((x1 - x0) * (y1 - y0)),
+                         "bbox": [x0, y0, x1 - x0, y1 - y0]})
+    (root / "annotations" / "instances_val2017.json").write_text(
+        json.dumps({"images": images, "annotations": anns, "categories": cats}))
+    return root
+
+
+@pytest.fixture(scope="session")
+def cifar_standin(tmp_path_factory):
+    return make_cifar_miniature(tmp_path_factory.mktemp("cifar"))
+
+
+@pytest.fixture(scope="session")
+def coco_standin(tmp_path_factory):
+    return make_coco_miniature(tmp_path_factory.mktemp("coco"))

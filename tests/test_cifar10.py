@@ -6,27 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from robex.data.cifar10 import load_cifar10
 from robex.errors import RobexError
 
+from tests.conftest import make_cifar_miniature
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def make_cifar_miniature(root: Path, per_batch: int = 40, seed: int = 0) -> Path:
-    """cifar-10-batches-py/ with five training batches and a test batch of random images."""
-    rng = np.random.default_rng(seed)
-    d = root / "cifar-10-batches-py"
-    d.mkdir(parents=True)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
-                 b"labels": rng.integers(0, 10, per_batch).tolist(), b"batch_label": name.encode()}
-        with open(d / name, "wb") as f:
-            pickle.dump(batch, f)
-    return root
 
 
 def test_pixels_and_labels_come_from_the_batches(tmp_path):

@@ -1,53 +1,17 @@
 """The real COCO two-object loader (robex/data/coco.py) on a generated miniature COCO folder (COCO's
 own annotation format, read by pycocotools): which images pass the filter, masks where the
 segmentation says, each object's ImageNet class set, and one-line errors."""
-import json
-from pathlib import Path
 
-import numpy as np
-import torch
 import pytest
-from PIL import Image
+import torch
 
 from robex.data.coco import imagenet_indices, load_coco_two_objects
 from robex.errors import RobexError
 
+from tests.conftest import make_coco_miniature
+
 MAPPING = {"dog": ["151-268"], "cat": ["tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"],
            "zebra": ["zebra"]}
-
-
-def _rect(x0, y0, x1, y1):
-    return [[x0, y0, x1, y0, x1, y1, x0, y1]]
-
-
-def make_coco_miniature(root: Path) -> Path:
-    """val2017/ with 256x256 JPEGs and annotations/instances_val2017.json. Image 1: dog + cat
-    (kept); 2: dog + cat + zebra (three objects); 3: two dogs (same category); 4: dog + 'person'
-    (unmapped); 5: zebra + cat, plus a crowd region (kept: crowds are ignored); 6: dog + a tiny cat."""
-    (root / "annotations").mkdir(parents=True)
-    (root / "val2017").mkdir()
-    cats = [{"id": 18, "name": "dog"}, {"id": 17, "name": "cat"}, {"id": 24, "name": "zebra"},
-            {"id": 1, "name": "person"}]
-    objects = {1: [(18, (50, 60, 100, 120)), (17, (150, 40, 230, 200))],
-               2: [(18, (10, 10, 60, 60)), (17, (100, 100, 150, 150)), (24, (170, 20, 240, 90))],
-               3: [(18, (10, 10, 60, 60)), (18, (100, 100, 150, 150))],
-               4: [(18, (10, 10, 60, 60)), (1, (100, 100, 150, 150))],
-               5: [(24, (30, 30, 120, 200)), (17, (140, 60, 220, 180)), (1, (0, 0, 256, 20), True)],
-               6: [(18, (30, 30, 120, 200)), (17, (140, 60, 145, 65))]}
-    images, anns, rng = [], [], np.random.default_rng(0)
-    for img_id, objs in objects.items():
-        name = f"{img_id:012d}.jpg"
-        Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)).save(root / "val2017" / name)
-        images.append({"id": img_id, "file_name": name, "width": 256, "height": 256})
-        for k, obj in enumerate(objs):
-            cat, (x0, y0, x1, y1) = obj[0], obj[1]
-            crowd = len(obj) > 2
-            anns.append({"id": img_id * 10 + k, "image_id": img_id, "category_id": cat, "iscrowd": int(crowd),
-                         "segmentation": _rect(x0, y0, x1, y1), "area": float((x1 - x0) * (y1 - y0)),
-                         "bbox": [x0, y0, x1 - x0, y1 - y0]})
-    (root / "annotations" / "instances_val2017.json").write_text(
-        json.dumps({"images": images, "annotations": anns, "categories": cats}))
-    return root
 
 
 def test_only_two_object_images_of_mapped_different_categories_are_kept(tmp_path):

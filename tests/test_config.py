@@ -41,7 +41,8 @@ def _options(group):
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in _options(g)])
-def test_every_option_instantiates(group, option, fashion_standin, imagenet_standin, annotation_standin):
+def test_every_option_instantiates(group, option, fashion_standin, imagenet_standin, annotation_standin,
+                                   cifar_standin, coco_standin):
     overrides = [f"{group}={option}"]
     if group == "dataset":
         if option in ("fashion_mnist", "mnist"):
@@ -52,6 +53,13 @@ def test_every_option_instantiates(group, option, fashion_standin, imagenet_stan
             overrides += [f"dataset.root={imagenet_standin}"]
         if option == "mohseni_annotations":
             overrides += [f"dataset.root={annotation_standin}"]
+        if option == "cifar10":
+            overrides += [f"dataset.root={cifar_standin}", "dataset.val_size=20"]
+        if option == "coco_two_objects":
+            overrides += [f"dataset.root={coco_standin}", "dataset.min_area=0"]
+        if option in ("cfm32", "two_objects"):
+            overrides += [f"dataset.root={fashion_standin}", "dataset.train_size=100", "dataset.val_size=10",
+                          "dataset.test_size=10", "dataset.cache_dir=null"]
     if group == "model" and option in ("vgg16", "vgg19", "resnet50", "resnet101"):
         overrides += ["model.weights=null"]  # pretrained weights cannot be downloaded here
     cfg = _compose(overrides)

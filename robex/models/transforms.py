@@ -2,8 +2,10 @@
 model shared by the pipeline's memo, a defense or another explainer is never changed behind their back.
 
 - :func:`softplus_surrogate`: every ``nn.ReLU`` replaced by softplus(beta) (Dombrowski et al.
-  2019), with ``set_beta`` for schedules. Attacks on explanations use it as their surrogate;
-  beta-smoothing explanations use it as their model.
+  2019), with ``set_beta`` for schedules. Attacks on explanations use it as their surrogate.
+- :func:`beta_smoothed`: every activation set to softplus(beta), ReLUs and softplus layers alike
+  (beta-smoothing explanations; inside an attack it overrides the attack's surrogate beta, so the
+  attacked network is the beta-smoothed network itself). It shares the model's parameters.
 """
 from __future__ import annotations
 
@@ -56,3 +58,27 @@ class BetaSchedule:
         if self.end is None or n <= 1:
             return self.start
         return self.start * math.exp(math.log(self.end / self.start) * i / (n - 1))
+
+
+def _structural_copy(model: nn.Module) -> nn.Module:
+    """A new module tree whose parameters and buffers ARE the model's (no tensor is copied): cheap,
+    and it follows the model's weights when they are trained in place."""
+    memo = {id(t): t for t in list(model.parameters()) + list(model.buffers())}
+    return copy.deepcopy(model, memo)
+
+
+def beta_smoothed(model: nn.Module, beta: float) -> nn.Module:
+    """``model`` with every ``nn.ReLU`` replaced by softplus(beta) and every softplus layer's beta set
+    to ``beta``; parameters shared with ``model``, whose own modules are not touched."""
+    if not beta > 0:
+        from robex.errors import RobexError
+
+        raise RobexError(f"beta={beta!r}: beta-smoothing needs beta > 0")
+    net = _structural_copy(model)
+    for parent in list(net.modules()):
+        for child_name, child in list(parent.named_children()):
+            if isinstance(child, nn.ReLU):
+                setattr(parent, child_name, BetaSoftplus(beta))
+            elif isinstance(child, BetaSoftplus):
+                child.beta = float(beta)
+    return net

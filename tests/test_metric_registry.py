@@ -50,3 +50,16 @@ def test_non_finite_maps_give_nan_never_a_perfect_score():
         v = m(MetricInputs(h_clean=bad, h_adv=bad))
         assert torch.isnan(v[1]) and torch.isfinite(v[[0, 2]]).all() and (v[[0, 2]] == 1).all()
     assert torch.isnan(Gini()(MetricInputs(h_clean=bad))[1])
+
+
+def test_every_metric_config_builds_a_metric_with_its_metadata():
+    from pathlib import Path
+
+    conf = Path(__file__).resolve().parents[1] / "conf" / "metric"
+    names = sorted(p.stem for p in conf.glob("*.yaml"))
+    assert {"gini", "infidelity", "spearman", "top_k_in_mask", "topk"} <= set(names)
+    for name in names:
+        m = instantiate(OmegaConf.load(conf / f"{name}.yaml"))
+        assert isinstance(m, Metric), name
+        assert m.info.kind in ("pair", "map", "model") and m.info.range[0] < m.info.range[1], name
+        assert isinstance(m.info.higher_is_better, bool) and m.info.citation, name

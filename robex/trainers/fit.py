@@ -24,7 +24,7 @@ def fit(model: nn.Module, loss, x: torch.Tensor, y: torch.Tensor, *, epochs: int
         validation: tuple[torch.Tensor, torch.Tensor] | None = None, desc: str = "train",
         show_progress: bool = True) -> dict:
     """Train ``model`` in place on (x, y): ``epochs`` passes in a fresh order drawn from
-    ``generator``; per batch the gradients are zeroed, ``loss`` back-propagates, the optimiser steps;
+    ``generator`` (a loss with ``start_epoch(epoch)`` is told each epoch first); per batch the gradients are zeroed, ``loss`` back-propagates, the optimiser steps;
     the schedule steps per epoch. With ``validation`` = (val_x, val_y), the weights of the epoch with
     the best validation accuracy are kept (the first best on ties). Ends in eval mode with finite
     weights (an error otherwise: a diverged run is never handed on). Returns the history."""
@@ -35,6 +35,8 @@ def fit(model: nn.Module, loss, x: torch.Tensor, y: torch.Tensor, *, epochs: int
     sched = (schedule or ScheduleSpec()).build(opt, epochs)
     best_acc, best_state, history = -1.0, None, []
     for epoch in range(epochs):
+        if hasattr(loss, "start_epoch"):  # losses whose settings change per epoch (CURE's h)
+            loss.start_epoch(epoch)
         model.train()
         perm = torch.randperm(len(y), generator=generator)
         label = f"{desc} {epoch + 1}/{epochs}" if epochs > 1 else desc

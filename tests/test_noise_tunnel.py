@@ -38,6 +38,24 @@ def test_uniform_gradient_equals_captum_saliency_averaged_over_the_same_uniform_
     assert u.abs().max() <= radius and u.abs().max() > 0.9 * radius  # really uniform on [-r, r]
 
 
+def test_mean_abs_equals_captums_noise_tunnel_of_saliency_with_its_default_abs(setup):
+    """captum's NoiseTunnel(Saliency) averages Saliency(abs=True), i.e. mean |grad|: robex's
+    aggregate=mean_abs, on the same draws."""
+    from captum.attr import Saliency
+
+    model, x, y = setup
+    n, radius = 5, 0.2
+    got = UniformGradient(n_samples=n, radius=radius, seed=4, normalise=Raw(), aggregate="mean_abs")(model, x, y)
+    gen = torch.Generator().manual_seed(4)
+    u = (torch.rand((len(x) * n, *x.shape[1:]), generator=gen) * 2 - 1) * radius
+    noisy = (x.repeat_interleave(n, 0) + u).view(len(x), n, *x.shape[1:])
+    sal = Saliency(model)
+    ref = torch.stack([sal.attribute(noisy[:, k], target=y) for k in range(n)]).mean(0)  # abs=True default
+    assert torch.allclose(got, ref, atol=1e-6)
+    signed = UniformGradient(n_samples=n, radius=radius, seed=4, normalise=Raw())(model, x, y)
+    assert (got - signed.abs()).min() >= -1e-7 and (got - signed.abs()).max() > 1e-4  # mean|g| >= |mean g|
+
+
 def test_times_input_multiplies_by_the_input(setup):
     model, x, y = setup
     a = UniformGradient(n_samples=3, seed=1, normalise=Raw())(model, x, y)

@@ -57,16 +57,26 @@ class Uniform(NoiseModel):
         return torch.rand(shape, generator=generator, dtype=like.dtype, device=like.device) * 2 - 1
 
 
+AGGREGATES = ("mean", "mean_abs")
+
+
 class NoiseTunnel(Explainer):
-    """relevance = mean_k base.attribute(x + scale * n_k), k = 1..n_samples."""
+    """relevance = mean_k base.attribute(x + scale * n_k), k = 1..n_samples (``aggregate: mean``,
+    robex's default: the map is then |mean grad|), or mean_k |base.attribute(...)| (``mean_abs``:
+    what captum's NoiseTunnel around Saliency computes with Saliency's default abs=True, so the map
+    is mean |grad|; the smoothed-explanations paper's maps come from captum)."""
 
     stochastic = True
 
     def __init__(self, name: str = "noise_tunnel", base: Explainer | None = None, noise: NoiseModel | None = None,
-                 n_samples: int = 50, max_batch: int = 2048, seed: int | None = None, normalise=None):
+                 n_samples: int = 50, max_batch: int = 2048, seed: int | None = None, normalise=None,
+                 aggregate: str = "mean"):
         super().__init__(name, normalise)
         if int(n_samples) < 1:
             raise RobexError(f"{name} n_samples={n_samples} must be >= 1")
+        if aggregate not in AGGREGATES:
+            raise RobexError(f"{name} aggregate={aggregate!r}: choose one of {', '.join(AGGREGATES)}")
+        self.aggregate = aggregate
         self.base = Gradient() if base is None else base
         self.noise = Gaussian() if noise is None else noise
         self.n_samples = int(n_samples)
@@ -91,6 +101,8 @@ class NoiseTunnel(Explainer):
             sc = scale[start:start + per_chunk].repeat_interleave(n).view(-1, *([1] * (x.dim() - 1)))
             noisy = reps + self.noise.draw(reps.shape, reps, gen) * sc
             r = self.base.attribute(model, noisy, tc.repeat_interleave(n), create_graph)
+            if self.aggregate == "mean_abs":
+                r = r.abs()
             parts.append(r.view(len(xc), n, *x.shape[1:]).mean(1))
         return torch.cat(parts)
 
@@ -100,8 +112,10 @@ class SmoothGrad(NoiseTunnel):
     in pixel units, or a fraction of each image's (max - min) when ``relative``."""
 
     def __init__(self, name: str = "smoothgrad", n_samples: int = 50, sigma: float = 0.15,
-                 relative: bool = True, max_batch: int = 2048, seed: int | None = None, normalise=None):
-        super().__init__(name, Gradient(), Gaussian(sigma, relative), n_samples, max_batch, seed, normalise)
+                 relative: bool = True, max_batch: int = 2048, seed: int | None = None, normalise=None,
+                 aggregate: str = "mean"):
+        super().__init__(name, Gradient(), Gaussian(sigma, relative), n_samples, max_batch, seed, normalise,
+                         aggregate)
         self.sigma = self.noise.magnitude
 
 
@@ -113,8 +127,9 @@ class UniformGradient(NoiseTunnel):
 
     def __init__(self, name: str = "uniform_gradient", n_samples: int = 50, radius: float = 0.2,
                  relative: bool = False, max_batch: int = 2048, seed: int | None = None,
-                 times_input: bool = False, normalise=None):
-        super().__init__(name, Gradient(), Uniform(radius, relative), n_samples, max_batch, seed, normalise)
+                 times_input: bool = False, normalise=None, aggregate: str = "mean"):
+        super().__init__(name, Gradient(), Uniform(radius, relative), n_samples, max_batch, seed, normalise,
+                         aggregate)
         self.times_input = bool(times_input)
 
     def attribute(self, model, x, target, create_graph=False):

@@ -68,3 +68,21 @@ def test_same_seed_same_patches_and_bad_settings_fail():
     bad = MetricInputs(h_clean=phi[:, :1], x=x, model=model, target=target, extra={"attribution": phi[:, :1]})
     with pytest.raises(RobexError, match="raw attribution"):
         Infidelity(n_perturb=3)(bad)
+
+
+def test_the_evaluate_task_hands_infidelity_the_raw_attribution(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "run.py", "dataset=digits", "model=vgg_small", "model.image_size=8",
+                        "explainer=gradient", "+metric@task.metrics.infidelity=infidelity", "task.metrics.infidelity.square=2",
+                        "debug=tiny", f"hydra.run.dir={tmp_path}/run", f"paths.cache_dir={tmp_path}/cache"],
+                       cwd=root, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    row = pd.read_csv(tmp_path / "run" / "metrics.csv").set_index("metric").loc["infidelity"]
+    assert row["n"] == 16 and row["value"] > 0 and "square=2" in row["metric_params"]
+    assert not bool(row["higher_is_better"])

@@ -8,11 +8,12 @@ STAMP := $(VENV)/.robex-installed
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv data test test-slow reproduce-atex reproduce-aggmean bench clean-cache
+.PHONY: help venv data test test-slow reproduce-atex reproduce-aggmean reproduce-smoothed bench clean-cache
 
 help:
 	@echo "make reproduce-atex   every ATEX table and figure, beside the paper's numbers (results/)"
 	@echo "make reproduce-aggmean every AGG-Mean table and figure (offline: on the FashionMNIST stand-in)"
+	@echo "make reproduce-smoothed the smoothed-explanations quality tables and figures (offline: stand-ins)"
 	@echo "make test             the fast test suite (what CI runs)"
 	@echo "make bench            throughput of the attack and of ATEX fine-tuning on this machine"
 	@echo "make data             install FashionMNIST (Debian package dataset-fashion-mnist) if missing"
@@ -43,6 +44,9 @@ reproduce-atex: venv data
 
 reproduce-aggmean: venv data
 	$(PY) scripts/reproduce.py aggmean
+
+reproduce-smoothed: venv data
+	$(PY) scripts/reproduce.py smoothed
 
 bench: venv data
 	$(PY) scripts/bench.py

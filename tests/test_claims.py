@@ -120,17 +120,28 @@ def test_wilson_interval_closed_form_and_share_verdicts(tmp_path):
     assert evaluate_claim(claim, tmp_path).verdict == "FAIL"
 
 
+def test_a_mean_of_one_sample_has_no_interval_and_no_verdict(tmp_path):
+    _write(tmp_path, _rows([("atex", 0.1, "spearman", 0.9, float("nan"), 1),
+                            ("none", 0.1, "spearman", 0.1, 0.01, 100)]))
+    r = evaluate_claim(_claim(), tmp_path)
+    assert r.verdict == "NOT DISTINGUISHABLE"
+    _write(tmp_path, _rows([("atex", 0.1, "spearman", 0.9, float("nan"), 50),
+                            ("none", 0.1, "spearman", 0.1, 0.01, 100)]))
+    with pytest.raises(RobexError, match="no standard error"):  # 50 samples and no se: a real gap
+        evaluate_claim(_claim(), tmp_path)
+
+
 def test_missing_artifact_is_missing_not_a_verdict(tmp_path):
     r = evaluate_claim(_claim(), tmp_path)
     assert r.verdict == "MISSING" and "not found" in r.note
 
 
 def test_both_papers_claims_files_load_and_render_missing_without_results(tmp_path):
-    for paper in ("atex", "aggmean"):
+    for paper in ("atex", "aggmean", "smoothed"):
         spec = load_claims(paper)
         results = [evaluate_claim(c, tmp_path) for c in spec.claims]
         assert len(results) >= 8 and all(r.verdict == "MISSING" for r in results)
         text = render(spec, results)
         assert f"{len(results)} MISSING" in text and "95% confidence interval" in text
-    with pytest.raises(RobexError, match="papers with claims: aggmean, atex"):
+    with pytest.raises(RobexError, match="papers with claims: aggmean, atex, smoothed"):
         load_claims("no_such_paper")

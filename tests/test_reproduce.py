@@ -105,6 +105,23 @@ def test_reproduce_aggmean_makes_every_artifact_and_marks_table2_unavailable(tmp
     _assert_every_claim_evaluated("aggmean", results)
 
 
+@pytest.mark.slow
+def test_reproduce_smoothed_makes_every_artifact_and_evaluates_every_claim(tmp_path, fashion_standin):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), ROBEX_FASHION_MNIST_ROOT=str(fashion_standin))
+    args = [sys.executable, "scripts/reproduce.py", "smoothed", "debug=tiny", f"paths.cache_dir={tmp_path}/cache",
+            f"paths.outputs={tmp_path}/outputs", f"paths.results_dir={tmp_path}/results"]
+    r = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    results = tmp_path / "results"
+    for preset in ("smoothed_tab1", "smoothed_tab2", "smoothed_tab3", "smoothed_tab4", "smoothed_tab5"):
+        table = (results / preset / "table.md").read_text()
+        assert "STAND-IN" in table and "n/a" not in table.split("|---")[1]
+    for preset in ("smoothed_fig2", "smoothed_fig6"):
+        assert (results / preset / "figure.png").stat().st_size > 1000
+        assert len(pd.read_csv(results / preset / "figure.csv")) > 0
+    _assert_every_claim_evaluated("smoothed", results)
+
+
 def test_renderer_lookup_averages_seeds_and_refuses_ambiguous_rows():
     from robex.report.tables import lookup
 

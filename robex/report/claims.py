@@ -22,7 +22,8 @@ Tests (``expect``: ``greater`` or ``less``):
 - ``share``: on ``figure.csv``, the share of samples with ``y`` below ``x`` (per ``group_by``), with
   a Wilson score interval; holds when the interval lies above ``threshold`` (``expect: greater``).
 
-Standard errors come from the rows' ``se`` column; a row whose ``se`` is empty (accuracies over a
+Standard errors come from the rows' ``se`` column (a mean of fewer than two samples has none: its
+interval is unbounded and its cells NOT DISTINGUISHABLE); a row whose ``se`` is empty (accuracies over a
 whole test set) uses the binomial ``sqrt(p (1 - p) / n)`` when the claim says
 ``se_if_missing: binomial``, and is otherwise an error. Rows that differ only by seed are averaged
 (mean of values, se = sqrt(sum se^2) / m). Intervals are per cell at 95%, not corrected for the
@@ -100,6 +101,8 @@ def estimate(rows: pd.DataFrame, where: dict, se_if_missing: str | None) -> tupl
     ses = []
     for _, r in sel.iterrows():
         se = r.get("se")
+        if (se is None or pd.isna(se)) and se_if_missing != "binomial" and float(r.get("n", 0) or 0) < 2:
+            se = math.inf  # a mean of fewer than two samples: no interval, so never a verdict
         if se is None or pd.isna(se):
             if se_if_missing != "binomial":
                 raise RobexError(f"claims: the row {where} has no standard error; set "

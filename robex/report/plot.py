@@ -15,6 +15,8 @@ A preset sets ``paper.render._target_: robex.report.plot.render_plot`` and descr
       facet: dataset                 # optional: one panel per value
       x_labels: {mnist5k: "mnist5k\\n(subset)"}   # optional: printed name of an x value (bars)
       facet_labels: {mnist5k: "mnist5k (subset)"}  # optional: printed name of a panel
+      x_tick_column: metric_params   # optional: tick labels of a line plot from this column's values
+      x_tick_strip: "layer="         # optional: a prefix removed from those labels
       xlabel: ..., ylabel: ...       # axis labels (default: the column / metric)
       error: se                      # optional: error bars of +- se where it is known
 
@@ -124,6 +126,12 @@ def render_plot(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) -> 
                 ax.errorbar(line["x"].astype(float), line["value"], yerr=err, fmt="o-", color=color, label=label)
         if spec.get("kind", "line") == "bar":
             ax.set_xticks(range(len(xs_all)), [str(x_labels.get(_key(x), x)) for x in xs_all])
+        elif spec.get("x_tick_column"):
+            ticks = {}
+            for x in xs_all:
+                at = facet_rows[facet_rows[spec.x].astype(str) == str(x)][spec.x_tick_column].astype(str)
+                ticks[x] = at.iloc[0].removeprefix(str(spec.get("x_tick_strip", ""))) if len(at) else str(x)
+            ax.set_xticks([float(x) for x in xs_all], [ticks[x] for x in xs_all], rotation=60, fontsize=7)
         ax.set_xlabel(spec.get("xlabel", spec.x))
         ax.set_ylabel(spec.get("ylabel", spec.metric))
         if facet is not None:

@@ -116,7 +116,7 @@ def test_reproduce_smoothed_makes_every_artifact_and_evaluates_every_claim(tmp_p
     for preset in ("smoothed_tab1", "smoothed_tab2", "smoothed_tab3", "smoothed_tab4", "smoothed_tab5"):
         table = (results / preset / "table.md").read_text()
         assert "STAND-IN" in table and "n/a" not in table.split("|---")[1]
-    for preset in ("smoothed_fig2", "smoothed_fig6"):
+    for preset in ("smoothed_fig1", "smoothed_fig2", "smoothed_fig3", "smoothed_fig6"):
         assert (results / preset / "figure.png").stat().st_size > 1000
         assert len(pd.read_csv(results / preset / "figure.csv")) > 0
     _assert_every_claim_evaluated("smoothed", results)

@@ -53,7 +53,8 @@ def provenance(paper: DictConfig, seed: int, wall_s: float, jobs: list[dict], pr
 
 
 def job_arrays(sweep_dir: Path) -> list[dict]:
-    """Figure data of each job that wrote ``arrays.npz``, tagged with its dataset and source."""
+    """Figure data of each job that wrote ``arrays.npz``, tagged with its dataset, source, explainer,
+    defense and model (``_dataset``, ``_source``, ``_explainer``, ...)."""
     import numpy as np
     import pandas as pd
 
@@ -63,6 +64,8 @@ def job_arrays(sweep_dir: Path) -> list[dict]:
         with np.load(path) as f:
             arrays = {k: f[k] for k in f.files}
         arrays["_dataset"], arrays["_source"] = str(rows["dataset"].iloc[0]), str(rows["source"].iloc[0])
+        for col in ("explainer", "defense", "model"):
+            arrays[f"_{col}"] = str(rows[col].iloc[0])
         out.append(arrays)
     return out
 

@@ -2,7 +2,9 @@
 regime's loss, from scratch (``start: init``, e.g. PGD adversarial training) or from the trained
 model (``start: trained``, e.g. CURE fine-tuning). The loss is a config node
 (robex/trainers/losses.py); the regime's own magnitude (PGD-AT's eps) is ``budget``, the rows'
-defense_budget. Cached like every defended model (its start point is part of the key)."""
+defense_budget. The last epoch's weights are kept (the authors' code for CURE and the robustness
+library for PGD-AT do not select epochs by clean validation accuracy). Cached like every defended
+model (its start point is part of the key)."""
 from __future__ import annotations
 
 import math
@@ -37,6 +39,5 @@ class TrainingRegime:
         info = fit(model, self.loss, x, y, epochs=self.epochs, batch_size=self.batch_size,
                    optimiser=self.optimiser, schedule=self.schedule,
                    generator=torch.Generator().manual_seed(self.seed + 5151),
-                   validation=(data.val_x, data.val_y) if len(data.val_y) else None,
                    desc=self.name, show_progress=self.show_progress)
-        return {"loss": info["loss"], "best_val_accuracy": info["best_val_accuracy"]}
+        return {"loss": info["loss"]}

@@ -1,0 +1,83 @@
+"""RelEx: the loss falls and the mask stays in [0, 1]; the mask finds the one region a model looks at;
+batching over images and noise copies is the per-image optimisation; fill colour and noise scale
+follow the model's normalisation; bad settings are one-line errors."""
+import pytest
+import torch
+from torch import nn
+
+from robex.errors import RobexError
+from robex.explainers.relex import RelEx, fill_colour, noise_scale
+from robex.models.normalize import Normalize
+from robex.pipeline import freeze
+
+
+def small_net(channels=1, seed=0):
+    torch.manual_seed(seed)
+    return freeze(nn.Sequential(nn.Conv2d(channels, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                                nn.Linear(4 * 4 * 4, 3)))
+
+
+class RegionModel(nn.Module):
+    """Class 0's logit grows with the brightness of rows/cols 2..4; class 1's logit is a constant."""
+
+    def forward(self, x):
+        region = x[:, :, 2:5, 2:5].flatten(1).sum(1)
+        return torch.stack([8.0 * (region - 4.0), torch.zeros_like(region)], 1)
+
+
+def test_the_loss_falls_and_the_mask_stays_in_the_unit_interval():
+    model, x = small_net(), torch.rand(3, 1, 8, 8)
+    target = model(x).argmax(1)
+    mask, losses = RelEx(iterations=40, n_noise=8).optimise(model, x, target)
+    assert losses.shape == (40, 3)
+    assert (losses[-5:].mean(0) < losses[:5].mean(0)).all()
+    assert mask.shape == x.shape and mask.min() >= 0 and mask.max() <= 1
+
+
+def test_the_mask_puts_its_mass_on_the_region_the_model_reads():
+    x = torch.full((2, 1, 8, 8), 0.9)
+    mask = RelEx(iterations=50, n_noise=8, fill=0.0).attribute(freeze(RegionModel()), x, torch.tensor([0, 0]))
+    inside = torch.zeros(8, 8, dtype=torch.bool)
+    inside[2:5, 2:5] = True
+    m_in, m_out = mask[:, 0][:, inside].mean(1), mask[:, 0][:, ~inside].mean(1)
+    assert (m_in > 0.5).all() and (m_in > 20 * m_out).all(), (m_in, m_out)
+
+
+def test_batched_optimisation_equals_a_loop_over_images():
+    model, x = small_net(seed=2), torch.rand(4, 1, 8, 8)
+    target = torch.tensor([0, 1, 2, 1])
+    relex = RelEx(iterations=6, n_noise=5)
+    batched = relex.attribute(model, x, target)
+    loop = torch.cat([relex.attribute(model, x[i:i + 1], target[i:i + 1]) for i in range(4)])
+    chunked = RelEx(iterations=6, n_noise=5, max_batch=20).attribute(model, x, target)  # 2 images per pass
+    torch.testing.assert_close(batched, loop, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(batched, chunked, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(batched[0], batched[1])
+
+
+def test_fill_and_noise_follow_the_models_normalisation():
+    norm = Normalize((0.2, 0.4, 0.6), (0.5, 0.25, 0.1))
+    model = nn.Sequential(norm, nn.Flatten())
+    x = torch.rand(2, 3, 4, 4)
+    torch.testing.assert_close(fill_colour(model, x, "auto"), norm.mean)
+    seen = norm(x).flatten(1)
+    want = 0.1 * (seen.amax(1) - seen.amin(1)).view(2, 1, 1, 1, 1) * norm.std.unsqueeze(0)
+    torch.testing.assert_close(noise_scale(model, x, 0.1), want)
+    plain = nn.Flatten()
+    torch.testing.assert_close(fill_colour(plain, x, "auto"), x.mean(dim=(2, 3), keepdim=True))
+    torch.testing.assert_close(noise_scale(plain, x, 0.1).flatten(), 0.1 * (x.flatten(1).amax(1) - x.flatten(1).amin(1)))
+    with pytest.raises(RobexError, match="no Normalize layer"):
+        fill_colour(plain, x, "normalize")
+
+
+@pytest.mark.parametrize("kwargs,message", [({"iterations": 0}, "iterations=0"), ({"n_noise": 0}, "n_noise=0"),
+                                            ({"sigma": -1}, "sigma=-1"), ({"fill": "blur"}, "fill='blur'"),
+                                            ({"momentum": 1.5}, "momentum=1.5")])
+def test_bad_settings_are_one_line_errors(kwargs, message):
+    with pytest.raises(RobexError, match=message):
+        RelEx(**kwargs)
+
+
+def test_an_attack_cannot_differentiate_through_relex():
+    with pytest.raises(RobexError, match="not differentiable"):
+        RelEx(iterations=1, n_noise=1).attribute(small_net(), torch.rand(1, 1, 8, 8), torch.tensor([0]), create_graph=True)

@@ -43,6 +43,7 @@ class MetricInputs:
 
 class Metric:
     info: MetricInfo
+    uses_attribution = False  # True: the task passes the raw attribution as extra["attribution"]
 
     def params(self) -> dict:
         return {}

@@ -78,6 +78,7 @@ class Infidelity(Metric):
 
     info = MetricInfo(kind="model", higher_is_better=False, range=(0.0, float("inf")),
                       citation="Yeh et al. 2019, On the (in)fidelity and sensitivity of explanations")
+    uses_attribution = True
 
     def __init__(self, n_perturb: int = 50, square: int = 4, baseline: str = "zero", output: str = "logit",
                  normalize: bool = True, seed: int = 0, batch_size: int = 512):

@@ -86,4 +86,17 @@ class Percentile(Normaliser):
         return f"Percentile(q={self.q:g})"
 
 
+class MinMax(Normaliser):
+    """sum |R| over channels, then (h - min) / (max - min) per map, in [0, 1] (Grad-CAM masks in the
+    RelEx code); an all-constant map becomes zeros."""
+
+    name = "minmax"
+
+    def __call__(self, relevance):
+        h = relevance.abs().sum(1)
+        flat = h.flatten(1)
+        low, high = flat.amin(1).view(-1, 1, 1), flat.amax(1).view(-1, 1, 1)
+        return (h - low) / (high - low).clamp_min(_TINY)
+
+
 DEFAULT = AbsSumOne()

@@ -8,8 +8,9 @@ the explainer's map of x (class: the true ``label`` or the model's ``prediction`
 - ``pair`` metrics compare the clean and the attacked map (row ``<name>``);
 - ``map`` metrics score the clean map (row ``<name>``) and, under an attack, the attacked map
   (row ``<name>_attacked``);
-- ``model`` metrics receive the model, inputs and targets as well, and the explainer's raw attribution
-  (``extra["attribution"]``, x's shape: infidelity needs it).
+- ``model`` metrics receive the model, inputs and targets as well; a metric whose class sets
+  ``uses_attribution`` (infidelity) also gets the explainer's raw attribution of x
+  (``extra["attribution"]``, x's shape; a stochastic explainer with ``seed: null`` draws it afresh).
 
 The attack's own per-sample facts (``label_kept``, ``linf``, ``objective_before``,
 ``objective_after``) are rows too. Each row is a mean with its standard error over the images; a
@@ -50,7 +51,7 @@ class EvaluateTask:
         result = attack(model, explainer, x, target)
         h_adv = explainer(model, result.x_adv, target)
         extra = {}
-        if any(m.info.kind == "model" for m in self.metrics.values()):  # e.g. infidelity: the raw attribution
+        if any(getattr(m, "uses_attribution", False) for m in self.metrics.values()):  # infidelity
             extra["attribution"] = explainer.attribute(model, x, target).detach()
         inputs = MetricInputs(h_clean=h_clean, h_adv=h_adv, x=x, x_adv=result.x_adv, model=model, target=target,
                               extra=extra)

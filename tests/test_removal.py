@@ -66,3 +66,15 @@ def test_a_non_finite_map_scores_nan_and_bad_settings_are_errors():
     with pytest.raises(RobexError, match="per_step=0"):
         removal_curve(RegionModel(), torch.rand(1, 1, 8, 8), torch.rand(1, 8, 8), torch.tensor([0]), "deletion", 0,
                       torch.zeros(1, 1, 1, 1))
+
+
+def test_the_relevance_metric_is_the_harmonic_mean_of_its_own_deletion_and_preservation():
+    from robex.metrics.removal import Relevance
+
+    sal = torch.rand(1, 8, 8, generator=torch.Generator().manual_seed(3))
+    inputs = MetricInputs(h_clean=sal, x=torch.full((1, 1, 8, 8), 0.9), model=RegionModel().eval(),
+                          target=torch.tensor([0]))
+    d = PixelRemoval("deletion", fill=0.0)(inputs)
+    p = PixelRemoval("preservation", fill=0.0)(inputs)
+    torch.testing.assert_close(Relevance(fill=0.0)(inputs), relevance(p, d))
+    assert 0 < d.item() < 1 and 0 < p.item() < 1

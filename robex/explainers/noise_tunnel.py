@@ -109,13 +109,14 @@ class NoiseTunnel(Explainer):
 
 class SmoothGrad(NoiseTunnel):
     """SmoothGrad (Smilkov et al. 2017): the gradient averaged over Gaussian-noise copies; ``sigma``
-    in pixel units, or a fraction of each image's (max - min) when ``relative``."""
+    in pixel units, or a fraction of each image's (max - min) when ``relative``; ``output``: the
+    gradient of the logit or of the softmax probability."""
 
     def __init__(self, name: str = "smoothgrad", n_samples: int = 50, sigma: float = 0.15,
                  relative: bool = True, max_batch: int = 2048, seed: int | None = None, normalise=None,
-                 aggregate: str = "mean"):
-        super().__init__(name, Gradient(), Gaussian(sigma, relative), n_samples, max_batch, seed, normalise,
-                         aggregate)
+                 aggregate: str = "mean", output: str = "logit"):
+        super().__init__(name, Gradient(output=output), Gaussian(sigma, relative), n_samples, max_batch, seed,
+                         normalise, aggregate)
         self.sigma = self.noise.magnitude
 
 

@@ -85,7 +85,8 @@ class PixelRemoval(Metric):
     def params(self) -> dict:
         return {"order": self.order, "per_step": self.per_step, "fill": self.fill, "image": self.image}
 
-    def __call__(self, inputs):
+    def auc(self, inputs, order: str) -> torch.Tensor:
+        """(B,) AUC of the curve for ``order`` with this metric's settings (NaN for non-finite maps)."""
         if inputs.model is None or inputs.x is None or inputs.target is None:
             raise RobexError("metric pixel removal needs the model, the images and the class")
         x, h = inputs.x, inputs.h_clean
@@ -98,6 +99,26 @@ class PixelRemoval(Metric):
         per_step = x.shape[-1] if self.per_step is None else int(self.per_step)
         fill = fill_colour(inputs.model, x, self.fill)
         safe = torch.nan_to_num(h, nan=0.0, posinf=0.0, neginf=0.0)
-        values = curve_auc(removal_curve(inputs.model, x, safe, inputs.target, self.order, per_step, fill,
+        values = curve_auc(removal_curve(inputs.model, x, safe, inputs.target, order, per_step, fill,
                                          self.batch_size))
         return nan_where_not_finite(values, h)
+
+    def __call__(self, inputs):
+        return self.auc(inputs, self.order)
+
+class Relevance(PixelRemoval):
+    """R = harmonic mean of P and 1 - D per image (:func:`relevance`), both AUCs computed here with
+    the same settings; its mean over images is what robex reports as R (the paper does not say
+    whether it averages R or forms it from the mean P and D; per image gives an interval)."""
+
+    def __init__(self, per_step: int | None = None, fill="auto", image: str = "clean", batch_size: int = 512):
+        super().__init__("deletion", per_step, fill, image, batch_size)
+        self.info = MetricInfo(kind="model", higher_is_better=True, range=(0.0, 1.0),
+                               citation="the RelEx paper (R, the harmonic mean of preservation and 1 - deletion)")
+
+    def params(self) -> dict:
+        return {"per_step": self.per_step, "fill": self.fill, "image": self.image}
+
+    def __call__(self, inputs):
+        d, p = self.auc(inputs, "deletion"), self.auc(inputs, "preservation")
+        return torch.where(torch.isfinite(d) & torch.isfinite(p), relevance(p, d), torch.full_like(d, float("nan")))

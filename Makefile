@@ -8,12 +8,13 @@ STAMP := $(VENV)/.robex-installed
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv data test test-slow reproduce-atex reproduce-aggmean reproduce-smoothed bench clean-cache
+.PHONY: help venv data test test-slow reproduce-atex reproduce-aggmean reproduce-smoothed reproduce-relex bench clean-cache
 
 help:
 	@echo "make reproduce-atex   every ATEX table and figure, beside the paper's numbers (results/)"
 	@echo "make reproduce-aggmean every AGG-Mean table and figure (offline: on the FashionMNIST stand-in)"
 	@echo "make reproduce-smoothed the smoothed-explanations quality tables and figures (offline: stand-ins)"
+	@echo "make reproduce-relex    RelEx Table 1, Figs. 3 and 5 (offline: stand-ins; hours on a CPU)"
 	@echo "make test             the fast test suite (what CI runs)"
 	@echo "make bench            throughput of the attack and of ATEX fine-tuning on this machine"
 	@echo "make data             install FashionMNIST (Debian package dataset-fashion-mnist) if missing"
@@ -47,6 +48,9 @@ reproduce-aggmean: venv data
 
 reproduce-smoothed: venv data
 	$(PY) scripts/reproduce.py smoothed
+
+reproduce-relex: venv data
+	$(PY) scripts/reproduce.py relex
 
 bench: venv data
 	$(PY) scripts/bench.py

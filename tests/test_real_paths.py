@@ -44,6 +44,29 @@ def test_pretrained_weights_missing_is_a_clear_error(monkeypatch, tmp_path):
         imagenet_classifier(arch="vgg16", weights_path=str(tmp_path / "nope.pth"))
 
 
+
+def test_a_robust_checkpoint_loads_by_weights_only_and_a_pickle_is_refused(tmp_path):
+    """The RelEx robust model is a user checkpoint: MadryLab's layout ({"model": {"module.model.*",
+    "module.attacker.*", "module.normalizer.*"}}) loads; a file that needs pickled code does not."""
+    import torchvision
+
+    from robex.models.pretrained import imagenet_classifier
+
+    net = torchvision.models.resnet18(weights=None, num_classes=9)
+    state = {f"module.model.{k}": v for k, v in net.state_dict().items()}
+    state |= {f"module.attacker.model.{k}": v for k, v in net.state_dict().items()}
+    state["module.normalizer.new_mean"] = torch.zeros(3, 1, 1)
+    torch.save({"model": state, "epoch": 3}, tmp_path / "robust.pt")
+    loaded = imagenet_classifier(arch="resnet18", weights_path=str(tmp_path / "robust.pt"), num_classes=9)
+    torch.testing.assert_close(loaded[1].fc.weight, net.fc.weight)
+
+    import argparse
+
+    torch.save({"model": argparse.Namespace(arch="resnet18")}, tmp_path / "pickle.pt")  # needs unpickling code
+    with pytest.raises(RobexError, match="cannot be loaded with weights_only=True"):
+        imagenet_classifier(arch="resnet18", weights_path=str(tmp_path / "pickle.pt"), num_classes=9)
+
+
 def _cli(args, tmp, env_extra):
     env = dict(os.environ, PYTHONPATH=str(ROOT), **env_extra)
     r = subprocess.run([sys.executable, "run.py", *args, f"paths.cache_dir={tmp}/cache",

@@ -84,6 +84,28 @@ def test_figure_csv_holds_the_plotted_values(tmp_path):
     assert csv["value"].tolist() == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]  # sorted by step, accuracy rows left out
 
 
+
+def test_a_figure_can_plot_several_metrics_as_series_of_combined_columns(tmp_path):
+    """relex_fig3's layout: two retrieval metrics x explainer variants as lines, one panel per model."""
+    from hydra import compose, initialize_config_dir
+
+    from robex.report.plot import render_plot
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+        fig3 = compose("config", overrides=["paper=relex_fig3"]).paper
+    rows = pd.DataFrame([{"defense": d, "explainer": e, "budget": b, "metric": m, "source": "s", "seed": 0,
+                          "value": v, "se": 0.01, "n": 100}
+                         for d in ("none", "pgd_at_standin") for e in ("relex", "relex_nobatch")
+                         for b in (0.1, 1.0) for m, v in (("retrieval_adv_adv", 0.9), ("retrieval_clean_adv", 0.5),
+                                                          ("spearman", 0.2))])
+    rows.loc[(rows.explainer == "relex_nobatch") & (rows.metric == "retrieval_adv_adv"), "value"] = 0.7
+    csv = render_plot(rows, fig3, tmp_path)
+    assert len(csv) == 2 * 2 * 2 * 2 and set(csv["metric"]) == {"retrieval_adv_adv", "retrieval_clean_adv"}
+    nobatch = csv[csv["series"] == "relex_nobatch / retrieval_adv_adv"]
+    assert nobatch["value"].tolist() == [0.7] * 4 and set(nobatch["facet"]) == {"none", "pgd_at_standin"}
+    assert (csv[csv["metric"] == "retrieval_clean_adv"]["value"] == 0.5).all()
+
+
 @pytest.mark.slow
 def test_reproduce_aggmean_makes_every_artifact_and_marks_table2_unavailable(tmp_path, fashion_standin):
     env = dict(os.environ, PYTHONPATH=str(ROOT), ROBEX_FASHION_MNIST_ROOT=str(fashion_standin),
@@ -120,6 +142,25 @@ def test_reproduce_smoothed_makes_every_artifact_and_evaluates_every_claim(tmp_p
         assert (results / preset / "figure.png").stat().st_size > 1000
         assert len(pd.read_csv(results / preset / "figure.csv")) > 0
     _assert_every_claim_evaluated("smoothed", results)
+
+
+@pytest.mark.slow
+def test_reproduce_relex_makes_every_artifact_and_evaluates_every_claim(tmp_path, fashion_standin):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), ROBEX_FASHION_MNIST_ROOT=str(fashion_standin))
+    args = [sys.executable, "scripts/reproduce.py", "relex", "debug=tiny", f"paths.cache_dir={tmp_path}/cache",
+            f"paths.outputs={tmp_path}/outputs", f"paths.results_dir={tmp_path}/results"]
+    r = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    results = tmp_path / "results"
+    table = pd.read_csv(results / "relex_tab1" / "table.csv")
+    computed = table[table["status"] == "computed"]
+    assert len(computed) == 7 * 8 and computed["robex"].between(0, 1).all()  # 7 methods x 2 models x 4 eps
+    assert (table[table["row"].astype(str).str.startswith("RT-Sal")]["status"] == "missing").all()
+    assert "STAND-IN" in (results / "relex_tab1" / "table.md").read_text()
+    for preset in ("relex_fig3", "relex_fig5"):
+        assert (results / preset / "figure.png").stat().st_size > 1000
+        assert pd.read_csv(results / preset / "figure.csv")["value"].notna().all()
+    _assert_every_claim_evaluated("relex", results)
 
 
 def test_renderer_lookup_averages_seeds_and_refuses_ambiguous_rows():

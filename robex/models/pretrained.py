@@ -13,6 +13,32 @@ from robex.errors import RobexError
 from robex.models.normalize import Normalize
 
 
+def load_state_dict(path: str, arch: str) -> dict:
+    """A state_dict from a checkpoint file, loaded with ``weights_only=True`` (no pickled code).
+    Accepts a bare state_dict, {"state_dict": ...} or {"model": ...} (the MadryLab robustness
+    library's robust models: its "module.model." prefix is removed, its attacker / normaliser copies
+    are dropped, since robex adds its own input normalisation)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise RobexError(f"model.weights_path={path} cannot be loaded with weights_only=True "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]}): save the {arch} "
+                         "state_dict with torch.save(model.state_dict(), path)") from None
+    if not isinstance(state, dict):
+        raise RobexError(f"model.weights_path={path} holds a {type(state).__name__}, not a state_dict")
+    state = state.get("state_dict", state.get("model", state))
+    out = {}
+    for key, value in state.items():
+        if key.startswith(("module.attacker.", "module.normalizer.", "attacker.", "normalizer.")):
+            continue
+        for prefix in ("module.model.", "module.", "model."):
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+                break
+        out[key] = value
+    return out
+
+
 def imagenet_classifier(name: str = "vgg16", arch: str = "vgg16", weights: str | None = "IMAGENET1K_V1",
                         weights_path: str | None = None, num_classes: int = 1000) -> nn.Sequential:
     """A torchvision ImageNet classifier (``arch``: vgg16, vgg19, resnet50, resnet101, ...) behind
@@ -31,8 +57,7 @@ def imagenet_classifier(name: str = "vgg16", arch: str = "vgg16", weights: str |
         if not Path(weights_path).is_file():
             raise RobexError(f"model.weights_path={weights_path} does not exist: put the {arch} state_dict there")
         model = builder(weights=None, num_classes=num_classes)
-        state = torch.load(weights_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state.get("state_dict", state))
+        model.load_state_dict(load_state_dict(weights_path, arch))
     elif weights:
         enum_cls = torchvision.models.get_model_weights(arch)
         try:

@@ -15,6 +15,7 @@ Tests (``expect``: ``greater`` or ``less``):
 - ``difference``: a - b (two row selections, same metric), CI a - b +/- z sqrt(se_a^2 + se_b^2).
   The two arms are treated as independent; for paired designs (the same images under two
   defenses) this interval is conservative.
+  With ``threshold`` t the boundary is t instead of 0 (e.g. a without b: "a rate stays >= 0.9").
 - ``growth``: along ``axis`` (budget, step, ...), (a - b) at the axis' last value minus at its first (b
   optional), CI from the four standard errors.
 - ``within``: |a - b| <= ``tolerance``: holds when the CI lies inside [-tol, tol], contradicted when
@@ -188,7 +189,7 @@ def _cell(claim, rows, a: dict, b: dict | None, label: str, se_mode) -> Cell:
         verdict = ("holds" if -tol <= low and high <= tol else
                    "contradicted" if low > tol or high < -tol else "not distinguishable")
     else:
-        verdict = _side(low, high, expect)
+        verdict = _side(low, high, expect, float(claim.get("threshold", 0.0)))
     return Cell(label, est, low, high, verdict)
 
 

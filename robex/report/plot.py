@@ -7,9 +7,11 @@ A preset sets ``paper.render._target_: robex.report.plot.render_plot`` and descr
 
     plot:
       kind: bar                      # bar (grouped bars) or line
-      metric: ssim_to_smoothgrad     # the metrics.csv metric plotted
+      metric: ssim_to_smoothgrad     # the metrics.csv metric plotted (a list: set series or facet
+                                     # to `metric`, one line / panel per metric)
       x: dataset                     # the column on the x axis (categories for bars, numbers for lines)
-      series: step                   # optional: one bar group member / one line per value
+      series: step                   # optional: one bar group member / one line per value (a list of
+                                     # columns: one per combination, labels keyed "a / b")
       series_labels: {"0": baseline, default: "ATEX k={value}"}   # optional; fields: {value} (the
                                      # series value) and the series' row columns ({attack}, {budget}, ...)
       facet: dataset                 # optional: one panel per value
@@ -72,23 +74,52 @@ def _fields(rows: pd.DataFrame) -> dict:
     return out
 
 
+def _metrics(spec) -> list[str]:
+    """The plotted metric(s): ``metric`` is one name, or a list when ``series`` or ``facet`` is
+    ``metric`` (e.g. two retrieval rates as two lines)."""
+    metric = spec.metric
+    names = [str(m) for m in metric] if isinstance(metric, (list, tuple)) or OmegaConf.is_list(metric) else [str(metric)]
+    grouped = [c for key in ("series", "facet") for c in
+               ([spec.get(key)] if isinstance(spec.get(key), (str, type(None))) else list(spec.get(key)))]
+    if len(names) > 1 and "metric" not in grouped:
+        raise RobexError("paper.plot.metric lists several metrics: set series or facet to 'metric'")
+    return names
+
+
+def _grouping(rows: pd.DataFrame, spec, key: str) -> tuple[pd.DataFrame, str | None]:
+    """The column ``spec[key]`` names (series / facet); a list of columns becomes one combined
+    column whose values join theirs with ' / ' (e.g. series: [explainer, metric])."""
+    cols = spec.get(key)
+    if not cols or isinstance(cols, str):
+        return rows, cols or None
+    cols = [str(c) for c in cols]
+    name = " / ".join(cols)
+    return rows.assign(**{name: rows[cols].astype(str).agg(" / ".join, axis=1)}), name
+
+
 def plotted_values(rows: pd.DataFrame, spec) -> pd.DataFrame:
     """The tidy frame of the plotted points (one per facet x series x x), seeds averaged."""
-    sel = rows[rows["metric"] == spec.metric]
+    metrics = _metrics(spec)
+    sel = rows[rows["metric"].isin(metrics)]
+    sel, facet_col = _grouping(sel, spec, "facet")
+    sel, series_col = _grouping(sel, spec, "series")
     records = []
-    for facet in _values(sel, spec.get("facet")):
-        in_facet = sel if facet is None else sel[sel[spec.facet].astype(str) == str(facet)]
-        for series in _values(in_facet, spec.get("series")):
-            in_series = in_facet if series is None else in_facet[in_facet[spec.series].astype(str) == str(series)]
+    for facet in _values(sel, facet_col):
+        in_facet = sel if facet is None else sel[sel[facet_col].astype(str) == str(facet)]
+        for series in _values(in_facet, series_col):
+            in_series = in_facet if series is None else in_facet[in_facet[series_col].astype(str) == str(series)]
             for x in _values(in_series, spec.x):
                 where = {spec.x: x}
                 if facet is not None:
-                    where[spec.facet] = facet
+                    where[facet_col] = facet
                 if series is not None:
-                    where[spec.series] = series
-                v, se, n = lookup(sel, spec.metric, **where)
+                    where[series_col] = series
+                where.pop("metric", None)
+                point = in_series[in_series[spec.x].astype(str) == str(x)]
+                metric = str(point["metric"].iloc[0]) if len(set(point["metric"])) == 1 else metrics[0]
+                v, se, n = lookup(sel, metric, **where)
                 at = in_series[in_series[spec.x].astype(str) == str(x)]
-                records.append({"facet": facet, "series": series, "x": x, "metric": spec.metric,
+                records.append({"facet": facet, "series": series, "x": x, "metric": metric,
                                 "value": v, "se": se, "n": n,
                                 "source": ", ".join(sorted(set(at["source"].astype(str))))})
     return pd.DataFrame(records, columns=FIGURE_COLUMNS)
@@ -100,22 +131,25 @@ def render_plot(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) -> 
     if spec.get("kind", "line") not in KINDS:
         raise RobexError(f"paper.plot.kind={spec.kind!r}: choose one of {', '.join(KINDS)}")
     plotted = plotted_values(rows, spec)
-    sel = rows[rows["metric"] == spec.metric]
+    sel = rows[rows["metric"].isin(_metrics(spec))]
+    sel, facet_col = _grouping(sel, spec, "facet")
+    sel, series_col = _grouping(sel, spec, "series")
     series_labels = _plain(spec.get("series_labels"))
     x_labels = _plain(spec.get("x_labels"))
     facet_labels = _plain(spec.get("facet_labels"))
     facets = list(dict.fromkeys(plotted["facet"].tolist())) or [None]
     fig, axes = subplots(len(facets), width=float(spec.get("width", 4.0)))
-    colors = ["tab:gray", "tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]
+    colors = ["tab:gray", "tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
+              "tab:olive", "tab:cyan"]
     for ax, facet in zip(axes, facets):
         part = plotted[plotted["facet"].astype(str) == str(facet)] if facet is not None else plotted
-        facet_rows = sel if facet is None else sel[sel[spec.facet].astype(str) == str(facet)]
+        facet_rows = sel if facet is None else sel[sel[facet_col].astype(str) == str(facet)]
         series_values = list(dict.fromkeys(part["series"].tolist()))
         xs_all = list(dict.fromkeys(part["x"].tolist()))
         width = 0.8 / max(1, len(series_values))
         for j, series in enumerate(series_values):
             line = part[part["series"].astype(str) == str(series)] if series is not None else part
-            srows = facet_rows if series is None else facet_rows[facet_rows[spec.series].astype(str) == str(series)]
+            srows = facet_rows if series is None else facet_rows[facet_rows[series_col].astype(str) == str(series)]
             label = _label(series_labels, series, _fields(srows)) if (series is not None or series_labels) else None
             err = line["se"] if spec.get("error") and line["se"].notna().any() else None
             color = colors[j % len(colors)]
@@ -133,7 +167,7 @@ def render_plot(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) -> 
                 ticks[x] = at.iloc[0].removeprefix(str(spec.get("x_tick_strip", ""))) if len(at) else str(x)
             ax.set_xticks([float(x) for x in xs_all], [ticks[x] for x in xs_all], rotation=60, fontsize=7)
         ax.set_xlabel(spec.get("xlabel", spec.x))
-        ax.set_ylabel(spec.get("ylabel", spec.metric))
+        ax.set_ylabel(spec.get("ylabel", ", ".join(_metrics(spec))))
         if facet is not None:
             ax.set_title(str(facet_labels.get(_key(facet), facet)), fontsize=9)
         if ax.get_legend_handles_labels()[1]:

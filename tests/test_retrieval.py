@@ -41,3 +41,47 @@ def test_mask_l1_ratio_and_min_max():
     assert ratio[0].item() == pytest.approx(0.25) and torch.isnan(ratio[1])
     r = torch.tensor([[[[1.0, -3.0], [2.0, 5.0]]]])
     torch.testing.assert_close(MinMax()(r), torch.tensor([[[0.0, 0.5], [0.25, 1.0]]]))
+
+
+class ThreeRegions(torch.nn.Module):
+    """Class c's logit is 5 x the mean of columns 3c..3c+2 of a 1 x 9 x 9 image."""
+
+    def forward(self, x):
+        return torch.stack([5 * x[:, 0, :, 3 * c:3 * c + 3].mean((1, 2)) for c in range(3)], 1)
+
+
+class RegionMask:
+    """A stub explainer: the map of class c covers exactly class c's columns (or everything else)."""
+
+    def __init__(self, invert: bool = False):
+        self.invert, self.name = invert, "region_mask"
+
+    def __call__(self, model, x, target):
+        m = torch.zeros(len(x), 9, 9)
+        for i, c in enumerate(target.tolist()):
+            m[i, :, 3 * c:3 * c + 3] = 1.0
+        return 1 - m if self.invert else m
+
+
+@pytest.mark.parametrize("invert,low,high", [(False, 0.98, 1.0), (True, 0.0, 0.01)])
+def test_class_conditional_task_masks_each_class_with_its_own_map(invert, low, high):
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from robex.models.normalize import Normalize
+    from robex.tasks.class_conditional import ClassConditionalTask
+
+    model = torch.nn.Sequential(Normalize((0.0,), (1.0,)), ThreeRegions()).eval()  # fill colour 0
+    x = torch.ones(4, 1, 9, 9)
+    ctx = SimpleNamespace(
+        cfg=OmegaConf.create({"n_eval": 2, "explainer": {"_target_": "tests.test_retrieval.RegionMask",
+                                                         "invert": invert}}),
+        device="cpu", defended_model=lambda: model, attack=lambda: (lambda m, e, xs, t: SimpleNamespace(x_adv=xs)),
+        data=lambda: SimpleNamespace(test_x=x, test_y=torch.tensor([0, 1, 1, 1]), name="toy"),
+        row=lambda metric, value, se=None, n=None, **cols: {"metric": metric, "value": value, "n": n, **cols})
+    rows = ClassConditionalTask(image_class=1)(ctx)
+    assert [r["step"] for r in rows] == [0, 1, 2] * 2 and all(r["n"] == 2 for r in rows)
+    assert all(low <= r["value"] <= high for r in rows), rows
+    with pytest.raises(RobexError, match="fewer than n_eval"):
+        ClassConditionalTask(image_class=0)(ctx)

@@ -222,6 +222,26 @@ class Context:
         _MODEL_MEMO[key] = model
         return _copy_of(model)
 
+    def clean_attribution(self, explainer, model, x: torch.Tensor, target: torch.Tensor, target_kind: str) -> torch.Tensor:
+        """The job explainer's raw attribution of the first n_eval test images ``x`` for the class
+        ``target`` (chosen by ``target_kind``), cached (``maps/``) across jobs that differ only in
+        their attack or task, e.g. the eps sweep of a RelEx preset. Not cached for a stochastic
+        explainer drawing from torch's global generator (``seed: null``): its map depends on the
+        job's random stream."""
+        if explainer.stochastic and getattr(explainer, "seed", None) is None:
+            return explainer.attribute(model, x, target).detach()
+        spec = {"train": train_spec(self.cfg), "defense": _spec(self.cfg.defense), "explainer": _spec(self.cfg.explainer),
+                "n_eval": self.cfg.n_eval, "seed": int(self.cfg.seed), "target": target_kind,
+                "maps_version": MAPS_VERSION}
+        key = self.cache.key(spec)
+        state = self.cache.load_state("maps", key)
+        if state is not None and state["raw"].shape[0] == len(x):
+            log.info("clean maps of %s: cached %s", explainer.name, key)
+            return state["raw"].to(x.device)
+        raw = explainer.attribute(model, x, target).detach()
+        self.cache.save_state("maps", key, {"raw": raw.cpu(), "spec": str(spec)})
+        return raw
+
     def test_accuracy(self, model) -> float:
         data = self.data()
         limit = self.cfg.get("accuracy_limit")
@@ -305,6 +325,7 @@ def job_spec(cfg: DictConfig) -> dict:
 
 
 _ABSENT = object()
+MAPS_VERSION = 1  # the layout of cached clean attributions (maps/): bump when it changes
 
 
 def apply_debug(cfg: DictConfig) -> None:

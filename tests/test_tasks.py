@@ -154,3 +154,27 @@ def test_nan_samples_are_counted_in_their_own_row_never_dropped_silently():
     assert "objective_before__nan" not in rows  # an attack's own objective is NaN by design for some attacks
     clean = summary_rows(Ctx(), {"spearman": torch.ones(4)})
     assert [r["metric"] for r in clean] == ["spearman"]
+
+
+def test_clean_maps_are_shared_by_jobs_that_differ_in_the_attack_and_equal_a_fresh_computation(tmp_path, fashion_standin):
+    """An eps sweep computes the clean maps once (maps/ in the cache); the second job's rows equal
+    the same job run without any cache. An unseeded stochastic explainer is never cached."""
+    from robex.pipeline import _DATA_MEMO, _MODEL_MEMO
+
+    def job(budget, sub, extra=(), cache=True):
+        _MODEL_MEMO.clear()
+        _DATA_MEMO.clear()
+        rows, _ = _job("atex_tab1", [f"threat.budget={budget}", "defense=none", "attack=manip_untargeted",
+                                     *extra, *([] if cache else ["use_cache=false"])],
+                       tmp_path / sub, fashion_standin, tmp_path / ("cache" if cache else f"nocache_{sub}"))
+        return rows.drop(columns=["run_name"])
+
+    job(0.04, "a")
+    maps = list((tmp_path / "cache" / "maps").glob("*.pt"))
+    assert len(maps) == 1
+    written = maps[0].stat().st_mtime_ns
+    second = job(0.08, "b")
+    assert list((tmp_path / "cache" / "maps").glob("*.pt")) == maps and maps[0].stat().st_mtime_ns == written
+    pd.testing.assert_frame_equal(second, job(0.08, "c", cache=False))
+    job(0.04, "d", ["explainer=smoothgrad"])  # seed: null draws from the job's stream
+    assert len(list((tmp_path / "cache" / "maps").glob("*.pt"))) == 1

@@ -1,7 +1,8 @@
 """The generic evaluation: model -> explain -> (attack) -> explain -> metrics from config.
 
 For the job's (defended) model: its clean test accuracy; then, on the first ``n_eval`` test images,
-the explainer's map of x (class: the true ``label`` or the model's ``prediction``), the attack
+the explainer's map of x (class: the true ``label`` or the model's ``prediction``; its raw
+attribution cached across jobs by :meth:`robex.pipeline.Context.clean_attribution`), the attack
 (``attack=none`` leaves x unchanged), the map of the attacked x', and every metric of ``metrics``
 (a dict name -> metric config, see :mod:`robex.metrics.base`):
 
@@ -47,7 +48,7 @@ class EvaluateTask:
         rows = [ctx.row("accuracy", ctx.test_accuracy(model), n=n_acc, step=stages)]
         x, y = eval_subset(ctx)
         target = explanation_target(model, x, y, self.target)
-        h_clean = explainer(model, x, target)
+        h_clean = explainer.normalise(ctx.clean_attribution(explainer, model, x, target, self.target)).detach()
         result = attack(model, explainer, x, target)
         h_adv = explainer(model, result.x_adv, target)
         extra = {}

@@ -49,6 +49,21 @@ def test_manipulation_respects_budget_keeps_labels_and_beats_random(objective, d
     assert gain.mean() > 2 * gain_rnd.mean().clamp_min(0) + 1e-3
 
 
+def test_sign_step_top_k_attack_keeps_budget_and_labels_and_lowers_the_top_k_mass(digits_model, batch):
+    """Ghorbani's top-k attack (attack=manip_topk_sign): sign steps may walk through label changes,
+    but the returned iterate keeps the label, stays in the ball and never scores worse than x."""
+    x, y = batch
+    attack = ExplanationManipulation(objective=TopKSuppression(k=6), threat=Threat(budget=4 / 255), steps=20,
+                                     optimiser=SignStep(1 / 255), batch_size=16, show_progress=False)
+    res = attack(digits_model, Gradient(), x, y)
+    assert ((res.x_adv - x).abs().flatten(1).amax(1) <= 4 / 255 + 1e-6).all()
+    assert torch.equal(digits_model(x).argmax(1), digits_model(res.x_adv).argmax(1))
+    gain = _objective_gain(attack, digits_model, x, y, res.x_adv)
+    assert (gain >= -1e-7).all() and gain.mean() > 0
+    with pytest.raises(RobexError, match="optimiser must be one of"):
+        RandomNoise(threat=Threat(budget=0.05), steps=2, optimiser=SignStep(0.01), show_progress=False)
+
+
 def test_random_control_respects_budget_and_labels(digits_model, batch):
     x, y = batch
     res = RandomNoise(threat=Threat(budget=0.05), steps=20, optimiser=NormalisedStep(0.02, "reject"), show_progress=False)(digits_model, Gradient(), x, y)

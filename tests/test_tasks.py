@@ -178,3 +178,18 @@ def test_clean_maps_are_shared_by_jobs_that_differ_in_the_attack_and_equal_a_fre
     pd.testing.assert_frame_equal(second, job(0.08, "c", cache=False))
     job(0.04, "d", ["explainer=smoothgrad"])  # seed: null draws from the job's stream
     assert len(list((tmp_path / "cache" / "maps").glob("*.pt"))) == 1
+
+
+def test_a_transfer_attack_fools_the_named_explainer_and_the_rows_say_so(tmp_path, fashion_standin, cache_dir):
+    """task.attack_explainer: the attack optimises against that explainer; the job's explainer is
+    scored on the result. Attacking Gradient and scoring Gradient-x-Input gives other maps than
+    attacking Gradient-x-Input itself."""
+    rows_t, _ = _job("atex_tab1", ["threat.budget=0.08", "defense=none", "attack=manip_untargeted",
+                                   "explainer=gradient_x_input", "+explainer@task.attack_explainer=gradient"],
+                     tmp_path / "t", fashion_standin, cache_dir)
+    rows_s, _ = _job("atex_tab1", ["threat.budget=0.08", "defense=none", "attack=manip_untargeted",
+                                   "explainer=gradient_x_input"], tmp_path / "s", fashion_standin, cache_dir)
+    assert set(rows_t.attacked_explainer) == {"gradient"} and set(rows_s.attacked_explainer) == {"gradient_x_input"}
+    assert set(rows_t.explainer) == {"gradient_x_input"}
+    spear = lambda r: r.loc[r.metric == "spearman", "value"].item()  # noqa: E731
+    assert spear(rows_t) != spear(rows_s)

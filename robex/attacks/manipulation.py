@@ -17,7 +17,7 @@ import torch
 
 from robex.attacks.base import AttackResult, check_gradient, label_kept, per_sample_max
 from robex.attacks.objectives import MassObjective
-from robex.attacks.optimisers import NormalisedStep
+from robex.attacks.optimisers import NormalisedStep, SignStep
 from robex.errors import RobexError
 from robex.models.transforms import BetaSchedule, softplus_surrogate
 from robex.threats import Threat
@@ -28,6 +28,7 @@ class _StepAttack:
     """Shared loop: propose a direction per sample, step, project, reject label changes."""
 
     on_explanation = True
+    OPTIMISERS: tuple = (NormalisedStep,)
 
     def __init__(self, name: str, threat, steps: int, optimiser, batch_size: int,
                  seed: int, show_progress: bool, surrogate_beta: float | None = None,
@@ -38,8 +39,9 @@ class _StepAttack:
             raise RobexError(f"attack {name} needs an additive threat (threat.kind=additive), "
                              f"got kind={self.threat.kind}")
         self.steps = int(steps)
-        if not isinstance(optimiser, NormalisedStep):
-            raise RobexError(f"attack {name}: optimiser must be a robex.attacks.optimisers.NormalisedStep "
+        if not isinstance(optimiser, self.OPTIMISERS):
+            raise RobexError(f"attack {name}: optimiser must be one of "
+                             f"{', '.join('robex.attacks.optimisers.' + o.__name__ for o in self.OPTIMISERS)} "
                              f"(got {type(optimiser).__name__})")
         self.optimiser = optimiser
         self.batch_size = int(batch_size)
@@ -83,7 +85,11 @@ class _StepAttack:
 
 class ExplanationManipulation(_StepAttack):
     """Manipulate the explanation while keeping the prediction (see the module docstring): the
-    ``objective`` (robex/attacks/objectives.py) is what it increases, the threat what it may change."""
+    ``objective`` (robex/attacks/objectives.py) is what it increases, the threat what it may change.
+    With ``SignStep`` (Ghorbani et al.'s top-k attack) the walk goes on through label-changing
+    iterates, and the best label-preserving one is still what is returned."""
+
+    OPTIMISERS = (NormalisedStep, SignStep)
 
     def __init__(self, threat, objective, optimiser=None, name: str = "manip_untargeted", steps: int = 200,
                  batch_size: int = 64, seed: int = 0, show_progress: bool = True,

@@ -60,10 +60,15 @@ class TopKSuppression(MassObjective):
     sign = -1.0
     kind = "untargeted"
 
-    def __init__(self, k: int = 50):
-        self.k = int(k)
+    def __init__(self, k: int | None = 50, fraction: float | None = None):
+        if (k is None) == (fraction is None):
+            raise RobexError("objective top-k: give k (pixels) or fraction (of the image's pixels), not both")
+        self.fraction = None if fraction is None else float(fraction)
+        self.k = None if k is None else int(k)
 
     def prepare(self, x, height, width):
+        if self.fraction is not None:  # e.g. the RelEx paper's 1000 of 224 x 224 pixels at any image size
+            self.k = max(1, round(self.fraction * height * width))
         if not 1 <= self.k <= height * width:
             raise RobexError(f"objective k={self.k} must be in [1, {height * width}]")
 

@@ -13,7 +13,9 @@ attribution cached across jobs by :meth:`robex.pipeline.Context.clean_attributio
   ``uses_attribution`` (infidelity) also gets the explainer's raw attribution of x
   (``extra["attribution"]``, x's shape; a stochastic explainer with ``seed: null`` draws it afresh).
 
-The attack's own per-sample facts (``label_kept``, ``linf``, ``objective_before``,
+With ``attack_explainer`` (an explainer config node) the attack fools that explainer instead of
+the job's, and the job's explainer is evaluated on the result (transfer; rows record it in
+``attacked_explainer``). The attack's own per-sample facts (``label_kept``, ``linf``, ``objective_before``,
 ``objective_after``) are rows too. Each row is a mean with its standard error over the images; a
 sample whose value is NaN is not averaged, and the number of such samples is its own row
 (``<name>__nan``) whenever it is not zero, so nothing is dropped silently.
@@ -28,9 +30,10 @@ from robex.tasks.common import eval_subset, explanation_target, summary_rows
 
 
 class EvaluateTask:
-    def __init__(self, metrics, name: str = "evaluate", target: str = "label"):
+    def __init__(self, metrics, name: str = "evaluate", target: str = "label", attack_explainer=None):
         self.name = name
         self.target = target
+        self.attack_explainer = attack_explainer
         self.metrics: dict[str, Metric] = dict(metrics or {})
         if not self.metrics:
             raise RobexError("task.metrics is empty: name at least one metric")
@@ -45,11 +48,15 @@ class EvaluateTask:
         explainer = instantiate(cfg.explainer)
         attack = ctx.attack()
         n_acc = int(cfg.get("accuracy_limit") or len(ctx.data().test_y))
-        rows = [ctx.row("accuracy", ctx.test_accuracy(model), n=n_acc, step=stages)]
+        columns = {"step": stages}
+        if self.attack_explainer is not None and getattr(attack, "on_explanation", False):
+            columns["attacked_explainer"] = self.attack_explainer.name
+        rows = [ctx.row("accuracy", ctx.test_accuracy(model), n=n_acc, **columns)]
         x, y = eval_subset(ctx)
         target = explanation_target(model, x, y, self.target)
         h_clean = explainer.normalise(ctx.clean_attribution(explainer, model, x, target, self.target)).detach()
-        result = attack(model, explainer, x, target)
+        fooled = self.attack_explainer or explainer  # transfer: the attack fools another explainer
+        result = attack(model, fooled, x, target)
         h_adv = explainer(model, result.x_adv, target)
         extra = {}
         if any(getattr(m, "uses_attribution", False) for m in self.metrics.values()):  # infidelity
@@ -63,4 +70,4 @@ class EvaluateTask:
             if metric.info.kind == "map" and attacked:
                 per_sample[f"{key}_attacked"] = metric(MetricInputs(h_clean=h_adv))
         per_sample.update(result.facts)
-        return rows + summary_rows(ctx, per_sample, metrics=self.metrics, step=stages)
+        return rows + summary_rows(ctx, per_sample, metrics=self.metrics, **columns)

@@ -74,9 +74,7 @@ class Context:
 
     # -- names written into every CSV row -----------------------------------------------------
     def names(self) -> dict:
-        c = self.cfg
-        return {"dataset": c.dataset.name, "model": c.model.name, "explainer": c.explainer.name,
-                "attack": c.attack.name, "defense": c.defense.name}
+        return job_names(self.cfg)
 
     def attack(self):
         """The job's attack object (built once)."""
@@ -437,7 +435,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     arrays = cache.load_arrays("jobs", key) if cached is not None and cached.get("has_arrays") else {}
     reused = cached is not None and arrays is not None
     if reused:
-        rows = pd.DataFrame(cached["rows"])
+        rows = relabel(pd.DataFrame(cached["rows"]), cached.get("names"), job_names(cfg))
         compute_s = cached.get("compute_s")
         log.info("job %s: cached result reused", key)
     else:
@@ -452,7 +450,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
         if arrays:
             cache.save_arrays("jobs", key, arrays)
         cache.save_json("jobs", key, {"rows": rows.to_dict(orient="list"), "has_arrays": bool(arrays),
-                                      "compute_s": compute_s})
+                                      "compute_s": compute_s, "names": job_names(cfg)})
     if arrays:  # figure data travels with the job's output
         atomic_write_npz(out / "arrays.npz", arrays)
     rows = finalize_rows(rows, cfg)
@@ -461,6 +459,28 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     atomic_write_text(out / "job.json", json.dumps({"key": key, "cached": reused, "seconds": seconds,
                                                     "compute_s": compute_s}))
     log.info("job done in %.1f s -> %s", seconds, out / "metrics.csv")
+    return rows
+
+
+def job_names(cfg: DictConfig) -> dict:
+    """The option names a job's rows carry (names never enter the cache key)."""
+    return {"dataset": cfg.dataset.name, "model": cfg.model.name, "explainer": cfg.explainer.name,
+            "attack": cfg.attack.name, "defense": cfg.defense.name}
+
+
+def relabel(rows: pd.DataFrame, computed_as: dict | None, names: dict) -> pd.DataFrame:
+    """Cached rows reused by a job whose options differ only in their names (e.g. ``relex`` and
+    ``relex_100`` under debug=tiny) carry the reusing job's names, not the computing job's. The
+    explainer's name is also replaced in ``attacked_explainer`` (an attack on the job's own map)."""
+    if not computed_as:
+        return rows
+    rows = rows.copy()
+    for col, new in names.items():
+        old = computed_as.get(col)
+        if old is not None and old != new and col in rows.columns:
+            rows[col] = rows[col].replace(old, new)
+            if col == "explainer" and "attacked_explainer" in rows.columns:
+                rows["attacked_explainer"] = rows["attacked_explainer"].replace(old, new)
     return rows
 
 

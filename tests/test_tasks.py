@@ -193,3 +193,14 @@ def test_a_transfer_attack_fools_the_named_explainer_and_the_rows_say_so(tmp_pat
     assert set(rows_t.explainer) == {"gradient_x_input"}
     spear = lambda r: r.loc[r.metric == "spearman", "value"].item()  # noqa: E731
     assert spear(rows_t) != spear(rows_s)
+
+
+def test_a_cached_job_reused_under_another_option_name_carries_that_name(tmp_path, fashion_standin, cache_dir):
+    """Option names never enter the job key, so two options equal but for their name share a job;
+    the reusing job's rows must say its own name (debug=tiny makes relex and relex_100 such a pair)."""
+    common = ["threat.budget=0.04", "defense=none", "attack=none", "task=retrieval"]
+    first, _ = _job("atex_tab1", [*common, "explainer=relex"], tmp_path / "a", fashion_standin, cache_dir)
+    again, _ = _job("atex_tab1", [*common, "explainer=relex_100"], tmp_path / "b", fashion_standin, cache_dir)
+    assert set(first.explainer) == {"relex"} and set(again.explainer) == {"relex_100"}
+    pd.testing.assert_series_equal(first.value, again.value)
+    assert '"cached": true' in (tmp_path / "b" / "job.json").read_text()

@@ -14,7 +14,7 @@ help:
 	@echo "make reproduce-atex   every ATEX table and figure, beside the paper's numbers (results/)"
 	@echo "make reproduce-aggmean every AGG-Mean table and figure (offline: on the FashionMNIST stand-in)"
 	@echo "make reproduce-smoothed the smoothed-explanations quality tables and figures (offline: stand-ins)"
-	@echo "make reproduce-relex    RelEx Table 1, Figs. 3-6 (offline: stand-ins; hours on a CPU)"
+	@echo "make reproduce-relex    RelEx Table 1, Figs. 1, 3-6 (offline: stand-ins; hours on a CPU)"
 	@echo "make test             the fast test suite (what CI runs)"
 	@echo "make bench            throughput of the attack and of ATEX fine-tuning on this machine"
 	@echo "make data             install FashionMNIST (Debian package dataset-fashion-mnist) if missing"

@@ -157,7 +157,7 @@ def test_reproduce_relex_makes_every_artifact_and_evaluates_every_claim(tmp_path
     assert len(computed) == 7 * 8 and computed["robex"].between(0, 1).all()  # 7 methods x 2 models x 4 eps
     assert (table[table["row"].astype(str).str.startswith("RT-Sal")]["status"] == "missing").all()
     assert "STAND-IN" in (results / "relex_tab1" / "table.md").read_text()
-    for preset in ("relex_fig3", "relex_fig4a", "relex_fig4b", "relex_fig5", "relex_fig6"):
+    for preset in ("relex_fig1", "relex_fig3", "relex_fig4a", "relex_fig4b", "relex_fig5", "relex_fig6"):
         assert (results / preset / "figure.png").stat().st_size > 1000
         assert pd.read_csv(results / preset / "figure.csv")["value"].notna().all()
     _assert_every_claim_evaluated("relex", results)

@@ -54,7 +54,7 @@ def provenance(paper: DictConfig, seed: int, wall_s: float, jobs: list[dict], pr
 
 def job_arrays(sweep_dir: Path) -> list[dict]:
     """Figure data of each job that wrote ``arrays.npz``, tagged with its dataset, source, explainer,
-    defense and model (``_dataset``, ``_source``, ``_explainer``, ...)."""
+    defense, model and attack budget (``_dataset``, ``_source``, ``_explainer``, ..., ``_budget``)."""
     import numpy as np
     import pandas as pd
 
@@ -66,6 +66,7 @@ def job_arrays(sweep_dir: Path) -> list[dict]:
         arrays["_dataset"], arrays["_source"] = str(rows["dataset"].iloc[0]), str(rows["source"].iloc[0])
         for col in ("explainer", "defense", "model"):
             arrays[f"_{col}"] = str(rows[col].iloc[0])
+        arrays["_budget"] = float(rows["budget"].iloc[0]) if "budget" in rows.columns else float("nan")
         out.append(arrays)
     return out
 

@@ -15,13 +15,16 @@ attribution cached across jobs by :meth:`robex.pipeline.Context.clean_attributio
 
 With ``attack_explainer`` (an explainer config node) the attack fools that explainer instead of
 the job's, and the job's explainer is evaluated on the result (transfer; rows record it in
-``attacked_explainer``). The attack's own per-sample facts (``label_kept``, ``linf``, ``objective_before``,
+``attacked_explainer``). With ``keep_maps`` k > 0 the job also returns figure arrays for its first k images: inputs,
+attacked inputs, both maps, the class and its softmax probability on x and x'. The attack's own
+per-sample facts (``label_kept``, ``linf``, ``objective_before``,
 ``objective_after``) are rows too. Each row is a mean with its standard error over the images; a
 sample whose value is NaN is not averaged, and the number of such samples is its own row
 (``<name>__nan``) whenever it is not zero, so nothing is dropped silently.
 """
 from __future__ import annotations
 
+import torch
 from hydra.utils import instantiate
 
 from robex.errors import RobexError
@@ -30,10 +33,12 @@ from robex.tasks.common import eval_subset, explanation_target, summary_rows
 
 
 class EvaluateTask:
-    def __init__(self, metrics, name: str = "evaluate", target: str = "label", attack_explainer=None):
+    def __init__(self, metrics, name: str = "evaluate", target: str = "label", attack_explainer=None,
+                 keep_maps: int = 0):
         self.name = name
         self.target = target
         self.attack_explainer = attack_explainer
+        self.keep_maps = int(keep_maps)
         self.metrics: dict[str, Metric] = dict(metrics or {})
         if not self.metrics:
             raise RobexError("task.metrics is empty: name at least one metric")
@@ -70,4 +75,15 @@ class EvaluateTask:
             if metric.info.kind == "map" and attacked:
                 per_sample[f"{key}_attacked"] = metric(MetricInputs(h_clean=h_adv))
         per_sample.update(result.facts)
-        return rows + summary_rows(ctx, per_sample, metrics=self.metrics, **columns)
+        rows = rows + summary_rows(ctx, per_sample, metrics=self.metrics, **columns)
+        if not self.keep_maps:
+            return rows
+        k = self.keep_maps
+        with torch.no_grad():
+            p_clean = model(x[:k]).softmax(1).gather(1, target[:k].view(-1, 1)).squeeze(1)
+            p_adv = model(result.x_adv[:k]).softmax(1).gather(1, target[:k].view(-1, 1)).squeeze(1)
+        arrays = {"inputs": x[:k].cpu().numpy(), "inputs_adv": result.x_adv[:k].cpu().numpy(),
+                  "maps": h_clean[:k].cpu().numpy(), "maps_adv": h_adv[:k].cpu().numpy(),
+                  "target": target[:k].cpu().numpy(), "p_clean": p_clean.cpu().numpy(),
+                  "p_adv": p_adv.cpu().numpy()}
+        return rows, arrays

@@ -1,0 +1,60 @@
+"""RelEx: the figure drawn from per-job arrays (the Fig. 1 gallery). Curves and the table are layouts
+in the presets (robex/report/plot.py, robex/report/pivot.py)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from robex.report.figures import plt, save_figure
+
+
+def _image(a: np.ndarray) -> np.ndarray:
+    """(C, H, W) in [0, 1] -> something imshow draws."""
+    return a.transpose(1, 2, 0).clip(0, 1) if a.shape[0] == 3 else a[0].clip(0, 1)
+
+
+def _mask(m: np.ndarray) -> np.ndarray:
+    """A map as a 2-d mask: (C, H, W) masks are averaged over the channels."""
+    return m.mean(0) if m.ndim == 3 else m
+
+
+def render_relex_gallery(rows, paper: DictConfig, out_dir, arrays=None) -> pd.DataFrame:
+    """Fig. 1: for one image (``paper.sample``), the PGD images at each eps (top row) and, for each
+    method, m_adv * x_adv (the mask of the attacked image on it, drawn on black; the retrieval test
+    masks to the mean colour). ``figure.csv`` lists every panel's method, eps, the softmax of the
+    clean class on x and x', and the mask's mean."""
+    sample = int(paper.get("sample", 0))
+    labels = OmegaConf.to_container(paper.get("labels") or {}, resolve=True)
+    jobs = [a for a in (arrays or []) if "maps_adv" in a]
+    if not jobs:
+        raise ValueError("the RelEx gallery needs the jobs' arrays (task.keep_maps > 0)")
+    budgets = sorted({float(a["_budget"]) for a in jobs})
+    methods = [m for m in labels if any(a["_explainer"] == m for a in jobs)] or \
+        sorted({str(a["_explainer"]) for a in jobs})
+    fig, axes = plt.subplots(len(methods) + 1, len(budgets), figsize=(1.5 * len(budgets), 1.6 * (len(methods) + 1)),
+                             squeeze=False)
+    records = []
+    for j, eps in enumerate(budgets):
+        first = next(a for a in jobs if float(a["_budget"]) == eps)
+        ax = axes[0, j]
+        ax.imshow(_image(first["inputs_adv"][sample]), cmap="gray")
+        ax.set_title(f"PGD eps {eps:g}\np(clean class) {float(first['p_adv'][sample]):.2f}", fontsize=6)
+        for i, method in enumerate(methods, start=1):
+            ax = axes[i, j]
+            job = next((a for a in jobs if a["_explainer"] == method and float(a["_budget"]) == eps), None)
+            if job is None:
+                ax.axis("off")
+                continue
+            m = _mask(job["maps_adv"][sample])
+            x_adv = job["inputs_adv"][sample]
+            ax.imshow(_image(x_adv * m[None] if x_adv.shape[0] in (1, 3) else x_adv), cmap="gray")
+            ax.set_title(f"{labels.get(method, method)}", fontsize=6)
+            records.append({"method": method, "budget": eps, "image": sample,
+                            "target": int(job["target"][sample]), "p_clean": float(job["p_clean"][sample]),
+                            "p_adv": float(job["p_adv"][sample]), "mask_mean": float(m.mean())})
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(paper.title, fontsize=7)
+    return save_figure(fig, out_dir, pd.DataFrame(records))

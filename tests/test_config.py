@@ -233,11 +233,17 @@ def test_debug_mode_fails_on_an_option_it_does_not_name_or_a_key_that_matches_no
     ("device=tpu9", "robex error: device='tpu9' is not a device"),
     ("+attack.n_steps=4", "robex error: attack=none: "),
     ("train.optimiser.name=adagrad", "robex error: optimiser.name='adagrad'"),
+    ("explainer=relex explainer.iterations=0", "robex error: relex iterations=0 must be >= 1"),
+    ("explainer=relex explainer.n_noise=0", "robex error: relex n_noise=0 must be >= 1"),
+    ("explainer=relex explainer.fill=blur", "robex error: relex fill='blur'"),
+    ("explainer=mask explainer.iterations=0", "robex error: mask iterations=0 must be >= 1"),
+    ("threat.units=normalised threat.budget=-2", "robex error: threat.budget=-2 is out of range"),
+    ("model=resnet50 model.weights_path=/nonexistent/robust.pt", "robex error: model.weights_path=/nonexistent/robust.pt does not exist"),
 ])
 def test_bad_values_are_one_line_before_any_work(override, message, tmp_path):
     if override.startswith("device=cuda") and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    r = _cli(override, f"hydra.run.dir={tmp_path}", f"paths.cache_dir={tmp_path}/cache")
+    r = _cli(*override.split(" "), f"hydra.run.dir={tmp_path}", f"paths.cache_dir={tmp_path}/cache")
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-1500:]
     lines = [l for l in r.stderr.splitlines() if l.strip()]
     assert lines == [l for l in lines if l.startswith("robex error")] and len(lines) == 1, r.stderr

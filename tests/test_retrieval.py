@@ -85,3 +85,18 @@ def test_class_conditional_task_masks_each_class_with_its_own_map(invert, low, h
     assert all(low <= r["value"] <= high for r in rows), rows
     with pytest.raises(RobexError, match="fewer than n_eval"):
         ClassConditionalTask(image_class=0)(ctx)
+
+
+def test_pair_metrics_compare_per_channel_masks_per_pixel_and_take_k_as_a_fraction():
+    from robex.metrics.similarity import Spearman, TopKIntersection
+
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.rand(3, 3, 8, 8, generator=gen), torch.rand(3, 3, 8, 8, generator=gen)
+    pix = MetricInputs(h_clean=a.mean(1), h_adv=b.mean(1))
+    chan = MetricInputs(h_clean=a, h_adv=b)
+    torch.testing.assert_close(Spearman()(chan), Spearman()(pix))
+    frac, k16 = TopKIntersection(k=None, fraction=0.25), TopKIntersection(k=16)
+    torch.testing.assert_close(frac(chan), k16(pix))
+    assert frac.params() == {"fraction": 0.25} and k16.params() == {"k": 16}
+    with pytest.raises(RobexError, match="not both"):
+        TopKIntersection(k=5, fraction=0.1)

@@ -96,33 +96,50 @@ def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0, win_size: in
 # -- the same measures as configurable metrics with metadata (robex.metrics.base) -----------------
 
 
+def pixel_map(h: torch.Tensor) -> torch.Tensor:
+    """A per-channel map (B, C, H, W: RelEx's mask) as one value per pixel, the channel mean, so
+    every method is compared over the same H x W pixels; (B, H, W) maps are returned as they are."""
+    return h.mean(1) if h.dim() == 4 else h
+
+
 class Spearman(Metric):
-    """Spearman rank correlation between the clean and the attacked map (average ranks for ties)."""
+    """Spearman rank correlation between the clean and the attacked map (average ranks for ties),
+    over pixels (:func:`pixel_map`)."""
 
     info = MetricInfo(kind="pair", higher_is_better=True, range=(-1.0, 1.0),
                       citation="Ghorbani, Abid & Zou 2019, 'Interpretation of neural networks is fragile'")
 
     def __call__(self, inputs):
-        return nan_where_not_finite(spearman(inputs.h_clean, inputs.h_adv), inputs.h_clean, inputs.h_adv)
+        a, b = pixel_map(inputs.h_clean), pixel_map(inputs.h_adv)
+        return nan_where_not_finite(spearman(a, b), inputs.h_clean, inputs.h_adv)
 
 
 class TopKIntersection(Metric):
-    """Share of the clean map's top-k pixels that are also in the attacked map's top-k."""
+    """Share of the clean map's top-k pixels that are also in the attacked map's top-k (over pixels,
+    :func:`pixel_map`). ``k`` pixels, or ``fraction`` of the map's pixels (the RelEx paper's 1000 of
+    224 x 224 at any image size)."""
 
     info = MetricInfo(kind="pair", higher_is_better=True, range=(0.0, 1.0),
                       citation="Ghorbani, Abid & Zou 2019, 'Interpretation of neural networks is fragile'")
 
-    def __init__(self, k: int = 50):
-        if int(k) < 1:
+    def __init__(self, k: int | None = 50, fraction: float | None = None):
+        if (k is None) == (fraction is None):
+            raise RobexError("top-k intersection: give k (pixels) or fraction (of the map's pixels), not both")
+        if k is not None and int(k) < 1:
             raise RobexError(f"top-k intersection: k={k} must be >= 1")
-        self.k = int(k)
+        if fraction is not None and not 0 < float(fraction) <= 1:
+            raise RobexError(f"top-k intersection: fraction={fraction} must lie in (0, 1]")
+        self.k = None if k is None else int(k)
+        self.fraction = None if fraction is None else float(fraction)
 
     def params(self):
-        return {"k": self.k}
+        return {"k": self.k} if self.fraction is None else {"fraction": self.fraction}
 
     def __call__(self, inputs):
-        n = inputs.h_clean[0].numel()
-        if self.k > n:
-            raise RobexError(f"top-k intersection: k={self.k} exceeds the {n} pixels of a map")
-        values = topk_intersection(inputs.h_clean, inputs.h_adv, self.k)
+        a, b = pixel_map(inputs.h_clean), pixel_map(inputs.h_adv)
+        n = a[0].numel()
+        k = self.k if self.fraction is None else max(1, round(self.fraction * n))
+        if k > n:
+            raise RobexError(f"top-k intersection: k={k} exceeds the {n} pixels of a map")
+        values = topk_intersection(a, b, k)
         return nan_where_not_finite(values, inputs.h_clean, inputs.h_adv)

@@ -1,4 +1,5 @@
-"""Every (explainer, attack) pair that a paper preset runs, built from the preset's own composed
+"""Every (explainer, attack) pair that a paper preset runs (the explainer the attack optimises: the
+job's, or the task's attack_explainer for a transfer attack), built from the preset's own composed
 config (debug=tiny applied), attacks a tiny model of the preset's kind (softplus atex_cnn or ReLU
 vgg_small on 8x8 digits): the adversarial images stay in [0, 1] and within the budget, keep the
 label where the attack promises it, and actually move. The list of pairs comes from the presets,
@@ -12,6 +13,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from robex.models.normalize import Normalize
 from robex.pipeline import apply_debug
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -34,7 +36,8 @@ def _preset_pairs():
             apply_debug(cfg)
             if cfg.attack.name == "none":
                 continue
-            key = (cfg.model.name, cfg.explainer.name, cfg.attack.name)
+            attacked = cfg.task.get("attack_explainer") or cfg.explainer  # a transfer attack's own explainer
+            key = (cfg.model.name, attacked.name, cfg.attack.name)
             pairs.setdefault(key, (preset, cfg))
     return pairs
 
@@ -50,7 +53,9 @@ def test_the_presets_attack_through_several_explainers_and_attacks():
 def test_preset_pair_attacks_a_tiny_model(key, digits, digits_model, relu_digits_model):
     preset, cfg = PAIRS[key]
     model = relu_digits_model if cfg.model.name.startswith(("vgg", "resnet")) else digits_model
-    explainer, attack = instantiate(cfg.explainer), instantiate(cfg.attack)
+    explainer, attack = instantiate(cfg.task.get("attack_explainer") or cfg.explainer), instantiate(cfg.attack)
+    if attack.threat.units == "normalised":  # budgets in the units of a model's input normalisation
+        model = torch.nn.Sequential(Normalize((0.5,), (0.25,)), model).eval()
     x, x_t = digits.test_x[:6], digits.test_x[6:12]
     with torch.no_grad():
         cls, cls_t = model(x).argmax(1), model(x_t).argmax(1)
@@ -64,7 +69,8 @@ def test_preset_pair_attacks_a_tiny_model(key, digits, digits_model, relu_digits
     torch.testing.assert_close(res.facts["linf"].float(), linf.float())
     assert linf.max() > 0, f"{preset}: {attack.name} on {explainer.name} did not move"
     if attack.threat.kind == "additive":
-        assert (linf <= attack.threat.budget + 1e-6).all()
+        scale = attack.threat.scale(model)
+        assert (linf <= attack.threat.budget * float(scale if isinstance(scale, float) else scale.max()) + 1e-6).all()
     if attack.name.startswith(("manip", "random")):
         with torch.no_grad():
             assert torch.equal(model(res.x_adv).argmax(1), cls) and res.facts["label_kept"].all()

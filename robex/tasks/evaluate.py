@@ -15,7 +15,8 @@ attribution cached across jobs by :meth:`robex.pipeline.Context.clean_attributio
 
 With ``attack_explainer`` (an explainer config node) the attack fools that explainer instead of
 the job's, and the job's explainer is evaluated on the result (transfer; rows record it in
-``attacked_explainer``). With ``keep_maps`` k > 0 the job also returns figure arrays for its first k images: inputs,
+``attacked_explainer``). A targeted map attack towards another image's map (``target: other_image``) gets, for image i,
+the map of test image n_eval + i. With ``keep_maps`` k > 0 the job also returns figure arrays for its first k images: inputs,
 attacked inputs, both maps, the class and its softmax probability on x and x'. The attack's own
 per-sample facts (``label_kept``, ``linf``, ``objective_before``,
 ``objective_after``) are rows too. Each row is a mean with its standard error over the images; a
@@ -46,6 +47,21 @@ class EvaluateTask:
             if not isinstance(m, Metric):
                 raise RobexError(f"task.metrics.{key} is not a robex metric (got {type(m).__name__})")
 
+    @staticmethod
+    def _target_maps(ctx, model, fooled, attack, n: int) -> dict:
+        """A targeted map attack with ``target: other_image`` steers image i towards the map of test
+        image n_eval + i (for its own predicted class), as robex's map-manipulation task does."""
+        if getattr(attack, "target", None) != "other_image":
+            return {}
+        data = ctx.data()
+        if len(data.test_y) < 2 * n:
+            raise RobexError(f"attack {attack.name} target=other_image needs 2 x n_eval = {2 * n} test images; "
+                             f"{data.name} has {len(data.test_y)}")
+        x_t = data.test_x[n:2 * n].to(ctx.device)
+        with torch.no_grad():
+            cls_t = model(x_t).argmax(1)
+        return {"h_target": fooled(model, x_t, cls_t)}
+
     def __call__(self, ctx) -> list[dict]:
         cfg = ctx.cfg
         stages = ctx.defense(cfg.defense).stages
@@ -61,7 +77,7 @@ class EvaluateTask:
         target = explanation_target(model, x, y, self.target)
         h_clean = explainer.normalise(ctx.clean_attribution(explainer, model, x, target, self.target)).detach()
         fooled = self.attack_explainer or explainer  # transfer: the attack fools another explainer
-        result = attack(model, fooled, x, target)
+        result = attack(model, fooled, x, target, **self._target_maps(ctx, model, fooled, attack, len(x)))
         h_adv = explainer(model, result.x_adv, target)
         extra = {}
         if any(getattr(m, "uses_attribution", False) for m in self.metrics.values()):  # infidelity

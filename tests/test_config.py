@@ -158,13 +158,21 @@ def test_mnist_without_root_says_use_the_subset():
 DEBUG_GROUPS = ["dataset", "explainer", "attack", "defense", "task"]
 
 
-def _sweep_jobs(preset):
-    """The override lists of every job of a preset's sweep (simple comma lists)."""
+def _sweep_jobs(preset, joint=("explainer", "attack", "defense", "model", "dataset")):
+    """Override lists that cover a preset's sweep (simple comma lists): every combination of the
+    option axes (``joint``: which options a job builds), and each value of the other axes (budgets,
+    iterations) once, beside the first combination; every value of every axis appears."""
     import itertools
 
     params = _compose([f"paper={preset}"]).hydra.sweeper.params
-    axes = [[f"{k}={v}" for v in str(vals).split(",")] for k, vals in params.items()]
-    return [list(combo) for combo in itertools.product(*axes)]
+    axes = {k: [f"{k}={v}" for v in str(vals).split(",")] for k, vals in params.items()}
+    options = [k for k in axes if k.split("@")[0] in joint]
+    others = [k for k in axes if k not in options]
+    jobs = [list(combo) + [axes[k][0] for k in others] for combo in itertools.product(*(axes[k] for k in options))]
+    for k in others:
+        for value in axes[k][1:]:
+            jobs.append(jobs[0][:len(options)] + [value if o == k else axes[o][0] for o in others])
+    return jobs
 
 
 @pytest.mark.parametrize("group", DEBUG_GROUPS)
@@ -197,7 +205,7 @@ def test_debug_tiny_shrinks_every_job_of_every_preset(preset):
         OmegaConf.set_struct(cfg, False)
         apply_debug(cfg)
         for key in ("attack.steps", "attack.iterations", "defense.sg_samples", "task.n_pairs",
-                    "explainer.n_samples", "task.reference.n_samples"):
+                    "explainer.n_samples", "task.reference.n_samples", "explainer.iterations", "explainer.n_noise"):
             big, small = OmegaConf.select(full, key), OmegaConf.select(cfg, key)
             if isinstance(big, int) and big > 4:
                 assert small <= 4, (job, key, small)

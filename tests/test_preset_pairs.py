@@ -18,6 +18,7 @@ from robex.pipeline import apply_debug
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 PRESETS = sorted(p.stem for p in (CONF / "paper").glob("*.yaml"))
+OPTION_AXES = ("explainer", "attack", "model", "dataset")  # what decides a pair (defense: its model is trained)
 
 
 def _compose(overrides):
@@ -26,10 +27,14 @@ def _compose(overrides):
 
 
 def _preset_pairs():
+    """(model, attacked explainer, attack) -> the first (preset, composed config) that runs it. Only
+    the option axes vary jointly; budgets and other values keep their first entry (a pair is the same
+    pair at another budget)."""
     pairs = {}
     for preset in PRESETS:
         params = _compose([f"paper={preset}"]).hydra.sweeper.params
-        axes = [[f"{k}={v}" for v in str(vals).split(",")] for k, vals in params.items()]
+        axes = [[f"{k}={v}" for v in str(vals).split(",")] if k.split("@")[0] in OPTION_AXES
+                else [f"{k}={str(vals).split(',')[0]}"] for k, vals in params.items()]
         for job in itertools.product(*axes):
             cfg = _compose([f"paper={preset}", *job, "debug=tiny"])
             OmegaConf.set_struct(cfg, False)

@@ -219,9 +219,11 @@ def bench_relex(args) -> None:
     t_default = best_time(lambda: default.attribute(model, x, y), args.repeats)
     t_whole = best_time(lambda: whole.attribute(model, x, y), args.repeats)
     t_loop = best_time(loop, 1)
-    print(f"RelEx ({default.n_noise} copies, {args.steps} iterations), resnet_small, {n} images: per-image loop "
-          f"{rate(n / t_loop)} images/s; batched, max_batch {default.max_batch} {rate(n / t_default)} "
-          f"({t_loop / t_default:.2f}x); all {n} images in one pass {rate(n / t_whole)} ({t_loop / t_whole:.2f}x)")
+    setting = f"(resnet_small, {n} images, {default.n_noise} copies, {args.steps} iterations)"
+    print(f"RelEx, batched over images x copies in passes of max_batch: {rate(n / t_default)} images/s; "
+          f"per-image loop {rate(n / t_loop)} -> {t_loop / t_default:.2f}x {setting}")
+    print(f"RelEx, every image and copy in one pass: {rate(n / t_whole)} images/s; per-image loop "
+          f"{rate(n / t_loop)} -> {t_loop / t_whole:.2f}x {setting}")
 
 if __name__ == "__main__":
     main()

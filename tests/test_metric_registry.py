@@ -6,7 +6,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from robex.metrics.base import Metric, MetricInputs
+from robex.metrics.base import KINDS, Metric, MetricInfo, MetricInputs
 from robex.metrics.similarity import Spearman, TopKIntersection
 from robex.metrics.sparseness import Gini, gini
 
@@ -61,5 +61,12 @@ def test_every_metric_config_builds_a_metric_with_its_metadata():
     for name in names:
         m = instantiate(OmegaConf.load(conf / f"{name}.yaml"))
         assert isinstance(m, Metric), name
-        assert m.info.kind in ("pair", "map", "model") and m.info.range[0] < m.info.range[1], name
+        assert m.info.kind in KINDS and m.info.range[0] < m.info.range[1], name
         assert isinstance(m.info.higher_is_better, bool) and m.info.citation, name
+
+
+def test_metric_metadata_refuses_an_unknown_kind_and_an_empty_range():
+    with pytest.raises(ValueError, match="choose one of pair, map, model, target, image"):
+        MetricInfo(kind="pairs", higher_is_better=True, range=(0.0, 1.0), citation="x")
+    with pytest.raises(ValueError, match="lower end"):
+        MetricInfo(kind="pair", higher_is_better=True, range=(1.0, 1.0), citation="x")

@@ -13,14 +13,20 @@ A preset sets ``paper.render._target_: robex.report.plot.render_plot`` and descr
       series: step                   # optional: one bar group member / one line per value (a list of
                                      # columns: one per combination, labels keyed "a / b")
       series_labels: {"0": baseline, default: "ATEX k={value}"}   # optional; fields: {value} (the
-                                     # series value) and the series' row columns ({attack}, {budget}, ...)
+                                     # series value) and the series' row columns ({attack}, {budget}, ...);
+                                     # series named here are drawn first, in this order
       facet: dataset                 # optional: one panel per value
       x_labels: {mnist5k: "mnist5k\\n(subset)"}   # optional: printed name of an x value (bars)
       facet_labels: {mnist5k: "mnist5k (subset)"}  # optional: printed name of a panel
       x_tick_column: metric_params   # optional: tick labels of a line plot from this column's values
       x_tick_strip: "layer="         # optional: a prefix removed from those labels
       xlabel: ..., ylabel: ...       # axis labels (default: the column / metric)
-      error: se                      # optional: error bars of +- se where it is known
+      legend: below                  # optional: one legend under the panels (default: one per panel)
+      error: se                      # optional: error bars of +- se where it is known, or sd: +- the
+                                     # standard deviation over samples (se x sqrt(n), the papers' bars)
+
+A metric that could not be computed (a ``<metric>_unavailable`` row, e.g. LPIPS without its
+weights) is named with its reason under the figure, so an absent panel is never silent.
 
 Seeds are averaged by :func:`robex.report.tables.lookup`. ``figure.csv`` holds exactly the plotted
 values, one schema for every row figure: facet, series, x, metric, value, se, n, source.
@@ -36,6 +42,12 @@ from robex.report.tables import lookup
 
 FIGURE_COLUMNS = ["facet", "series", "x", "metric", "value", "se", "n", "source"]
 KINDS = ("bar", "line")
+
+
+def _ordered(values: list, labels) -> list:
+    """Values named in ``labels`` first, in the labels' order (the legend's order), then the rest."""
+    keys = [str(k) for k in (labels or {}) if str(k) != "default"]
+    return sorted(values, key=lambda v: keys.index(_key(v)) if _key(v) in keys else len(keys))
 
 
 def _values(rows: pd.DataFrame, column: str | None) -> list:
@@ -97,6 +109,31 @@ def _grouping(rows: pd.DataFrame, spec, key: str) -> tuple[pd.DataFrame, str | N
     return rows.assign(**{name: rows[cols].astype(str).agg(" / ".join, axis=1)}), name
 
 
+def _error_bars(line: pd.DataFrame, kind):
+    """+- se, +- sd (= se sqrt(n)) or none."""
+    if not kind or not line["se"].notna().any():
+        return None
+    if kind == "se":
+        return line["se"]
+    if kind == "sd":
+        return line["se"] * line["n"].astype(float) ** 0.5
+    raise RobexError(f"paper.plot.error={kind!r}: choose se or sd")
+
+
+def unavailable_notes(rows: pd.DataFrame) -> list[str]:
+    """'<metric> unavailable: <reason>' for every ``<metric>_unavailable`` row (one line per reason)."""
+    sel = rows[rows["metric"].astype(str).str.endswith("_unavailable")]
+    if sel.empty:
+        return []
+    if "metric_params" not in sel.columns:
+        raise RobexError("rows with an '<metric>_unavailable' metric must carry its reason in metric_params")
+    notes = []
+    for metric, params in sel[["metric", "metric_params"]].drop_duplicates().itertuples(index=False):
+        reason = str(params).removeprefix("reason=")
+        notes.append(f"{str(metric).removesuffix('_unavailable').upper()} unavailable: {reason}")
+    return list(dict.fromkeys(notes))
+
+
 def plotted_values(rows: pd.DataFrame, spec) -> pd.DataFrame:
     """The tidy frame of the plotted points (one per facet x series x x), seeds averaged."""
     metrics = _metrics(spec)
@@ -106,7 +143,7 @@ def plotted_values(rows: pd.DataFrame, spec) -> pd.DataFrame:
     records = []
     for facet in _values(sel, facet_col):
         in_facet = sel if facet is None else sel[sel[facet_col].astype(str) == str(facet)]
-        for series in _values(in_facet, series_col):
+        for series in _ordered(_values(in_facet, series_col), spec.get("series_labels")):
             in_series = in_facet if series is None else in_facet[in_facet[series_col].astype(str) == str(series)]
             for x in _values(in_series, spec.x):
                 where = {spec.x: x}
@@ -136,6 +173,9 @@ def render_plot(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) -> 
     sel, series_col = _grouping(sel, spec, "series")
     series_labels = _plain(spec.get("series_labels"))
     x_labels = _plain(spec.get("x_labels"))
+    legend = spec.get("legend", "inside")
+    if legend not in ("inside", "below"):
+        raise RobexError(f"paper.plot.legend={legend!r}: choose inside or below")
     facet_labels = _plain(spec.get("facet_labels"))
     facets = list(dict.fromkeys(plotted["facet"].tolist())) or [None]
     fig, axes = subplots(len(facets), width=float(spec.get("width", 4.0)))
@@ -151,7 +191,7 @@ def render_plot(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) -> 
             line = part[part["series"].astype(str) == str(series)] if series is not None else part
             srows = facet_rows if series is None else facet_rows[facet_rows[series_col].astype(str) == str(series)]
             label = _label(series_labels, series, _fields(srows)) if (series is not None or series_labels) else None
-            err = line["se"] if spec.get("error") and line["se"].notna().any() else None
+            err = _error_bars(line, spec.get("error"))
             color = colors[j % len(colors)]
             if spec.get("kind", "line") == "bar":
                 pos = [xs_all.index(x) + (j - (len(series_values) - 1) / 2) * width for x in line["x"]]
@@ -170,8 +210,20 @@ def render_plot(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) -> 
         ax.set_ylabel(spec.get("ylabel", ", ".join(_metrics(spec))))
         if facet is not None:
             ax.set_title(str(facet_labels.get(_key(facet), facet)), fontsize=9)
-        if ax.get_legend_handles_labels()[1]:
+        if ax.get_legend_handles_labels()[1] and legend != "below":
             ax.legend(fontsize=8)
     fig.suptitle(paper.title, fontsize=9)
+    below = 0.0  # inches taken under the panels by the shared legend
+    handles, labels = axes[0].get_legend_handles_labels()
+    if legend == "below" and labels:
+        ncol = min(3, len(labels))
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=ncol, fontsize=8,
+                   frameon=False)
+        below = 0.25 * -(-len(labels) // ncol) + 0.1
+    notes = unavailable_notes(rows)
+    if notes:
+        height = fig.get_size_inches()[1]
+        fig.text(0.01, 0.005 - below / height, "\n".join(notes), fontsize=7, va="top" if below else "bottom",
+                 ha="left", color="tab:red")
     save_figure(fig, out_dir, plotted)
     return plotted

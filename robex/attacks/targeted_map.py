@@ -16,6 +16,9 @@ such as delta+flow). h is the explainer's heatmap for the
 class f predicts at x. The returned facts are computed with the original ReLU network:
 ``label_kept``, ``linf``, and the objective (the map MSE to the target) before and after.
 
+With ``noise_samples`` k, a noise-tunnel explainer (SmoothGrad, Uniform Gradient) is differentiated
+through k fresh noise draws per step (:meth:`stepping_explainer`) rather than its own count.
+
 ``w_map`` is given for 224 x 224 heatmaps (sum to one); for H x W maps it is scaled by
 (H W / 224^2)^2, which keeps the balance with the output term the same for every image size.
 Targets: ``other_image`` (the task passes h_t, the explanation of another image) or
@@ -23,6 +26,8 @@ Targets: ``other_image`` (the task passes h_t, the explanation of another image)
 zero and renormalised, Ghorbani et al.'s objective as used in the paper's appendix A.4.4).
 """
 from __future__ import annotations
+
+import copy
 
 import torch
 import torch.nn.functional as F
@@ -58,7 +63,7 @@ class TargetedMapAttack:
                  lr: float = 2e-4, w_map: float = 1e11, w_out: float = 1e6, beta_start: float = 10.0,
                  beta_end: float | None = 100.0, clamp_low: float = 0.0, clamp_high: float = 1.0,
                  square_fraction: float = 0.25, batch_size: int = 16, show_progress: bool = True,
-                 perturbation: PerturbationModel | None = None):
+                 perturbation: PerturbationModel | None = None, noise_samples: int | None = None):
         if target not in ("other_image", "blank_square"):
             raise RobexError(f"attack target={target!r}: choose 'other_image' or 'blank_square'")
         if iterations < 0 or lr <= 0:
@@ -77,8 +82,21 @@ class TargetedMapAttack:
             raise RobexError(f"attack {name}: perturbation must be a perturbation model (robex/threats), "
                              f"got {type(perturbation).__name__}")
         self.threat = perturbation  # what the rows record (threat, budget, units)
+        if noise_samples is not None and int(noise_samples) < 1:
+            raise RobexError(f"attack {name}: noise_samples={noise_samples} must be >= 1 (or null)")
+        self.noise_samples = None if noise_samples is None else int(noise_samples)
         self.square_fraction = float(square_fraction)
         self.batch_size, self.show_progress = int(batch_size), show_progress
+
+    def stepping_explainer(self, explainer):
+        """The explainer the attack differentiates each step: a noise tunnel (SmoothGrad, Uniform
+        Gradient) with ``noise_samples`` fresh draws per step instead of its own count when that is
+        set (the attack goes through the noise; the reported maps use the explainer as configured)."""
+        if self.noise_samples is None or not hasattr(explainer, "n_samples"):
+            return explainer
+        view = copy.copy(explainer)
+        view.n_samples = self.noise_samples
+        return view
 
     def map_weight(self, height: int, width: int) -> float:
         return self.w_map * (height * width / 224.0 ** 2) ** 2
@@ -99,9 +117,10 @@ class TargetedMapAttack:
         bar = progress(total=len(x) * self.iterations, desc=f"attack {self.name} on {explainer.name}",
                        enabled=self.show_progress)
         net, swap = softplus_surrogate(model, self.schedule.start)  # a copy: the model is not touched
+        stepping = self.stepping_explainer(explainer)
         for s in range(0, len(x), self.batch_size):
             sl = slice(s, s + self.batch_size)
-            out[sl] = self._attack_chunk(model, net, swap, explainer, x[sl], target[sl], h_t[sl], bar)
+            out[sl] = self._attack_chunk(model, net, swap, stepping, x[sl], target[sl], h_t[sl], bar)
         bar.close()
         kept = label_kept(model, x, out, batch_size=len(x))
         h0, h1 = explainer(model, x, target), explainer(model, out, target)

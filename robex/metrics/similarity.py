@@ -143,3 +143,20 @@ class TopKIntersection(Metric):
             raise RobexError(f"top-k intersection: k={k} exceeds the {n} pixels of a map")
         values = topk_intersection(a, b, k)
         return nan_where_not_finite(values, inputs.h_clean, inputs.h_adv)
+
+
+class CosineDistance(Metric):
+    """Cosine distance 1 - cos(h_target, h) between a targeted attack's target map and the map of the
+    attacked input (Wang et al. 2020; the smoothed-explanations paper's cosd, lower = the attack got
+    closer to its target; in [0, 1] for non-negative maps). A ``target`` metric: the evaluation also
+    reports it for the clean map (row ``<name>_start``), where the attack started."""
+
+    info = MetricInfo(kind="target", higher_is_better=True, range=(0.0, 2.0),
+                      citation="Wang et al. 2020, 'Smoothed geometry for robust attribution'")
+
+    def __call__(self, inputs):
+        if inputs.h_target is None:
+            raise RobexError("cosd compares a targeted attack's target map with the attacked map: the "
+                             "job's attack has no target maps (use a map attack with target: other_image)")
+        a, b = pixel_map(inputs.h_target), pixel_map(inputs.h_adv)
+        return nan_where_not_finite(1.0 - cosine_similarity(a, b), inputs.h_target, inputs.h_adv)

@@ -23,13 +23,15 @@ def mean_se(values: torch.Tensor) -> tuple[float, float, int]:
 def summary_rows(ctx, per_sample: dict, metrics: dict | None = None, **columns) -> list[dict]:
     """One row per per-sample tensor: mean and standard error over its finite entries; where some
     entries are NaN, an extra ``<name>__nan`` row counts them (never dropped silently). A name that is
-    a key of ``metrics`` (or ``<key>_attacked``) records that metric's parameters and direction."""
+    a key of ``metrics`` (or ``<key>_attacked``, ``<key>_start``) records that metric's parameters and
+    direction."""
     rows = []
     metrics = metrics or {}
     for name, values in per_sample.items():
         v = values.detach().float().cpu().flatten()
         m, se, n = mean_se(v)
-        metric = metrics.get(name) or metrics.get(name.removesuffix("_attacked"))
+        metric = (metrics.get(name) or metrics.get(name.removesuffix("_attacked"))
+                  or metrics.get(name.removesuffix("_start")))
         described = metric_columns(metric) if metric is not None else {}
         rows.append(ctx.row(name, m, se, n, **described, **columns))
         missing = int((~torch.isfinite(v)).sum())

@@ -11,13 +11,21 @@ attribution cached across jobs by :meth:`robex.pipeline.Context.clean_attributio
   (row ``<name>_attacked``);
 - ``model`` metrics receive the model, inputs and targets as well; a metric whose class sets
   ``uses_attribution`` (infidelity) also gets the explainer's raw attribution of x
-  (``extra["attribution"]``, x's shape; a stochastic explainer with ``seed: null`` draws it afresh).
+  (``extra["attribution"]``, x's shape; a stochastic explainer with ``seed: null`` draws it afresh);
+- ``target`` metrics compare a targeted map attack's target map with the attacked map (row
+  ``<name>``) and with the clean map (row ``<name>_start``: where the attack began); the target
+  map they score against is the job's explainer's map of the target image (under a transfer
+  attack the attack steers towards the attacked explainer's own target map);
+- ``image`` metrics compare x with the attacked x' (LPIPS, 1 - SSIM, L2).
+A metric that cannot be computed here (``unavailable``: LPIPS without its ImageNet weights) writes
+one ``<name>_unavailable`` row (value NaN, n 0, the reason in ``metric_params``) instead of a value.
 
 With ``attack_explainer`` (an explainer config node) the attack fools that explainer instead of
 the job's, and the job's explainer is evaluated on the result (transfer; rows record it in
 ``attacked_explainer``). A targeted map attack towards another image's map (``target: other_image``) gets, for image i,
 the map of test image n_eval + i. With ``keep_maps`` k > 0 the job also returns figure arrays for its first k images: inputs,
-attacked inputs, both maps, the class and its softmax probability on x and x'. The attack's own
+attacked inputs, both maps (and a targeted attack's target maps), the class and its softmax
+probability on x and x'. The attack's own
 per-sample facts (``label_kept``, ``linf``, ``objective_before``,
 ``objective_after``) are rows too. Each row is a mean with its standard error over the images; a
 sample whose value is NaN is not averaged, and the number of such samples is its own row
@@ -48,11 +56,12 @@ class EvaluateTask:
                 raise RobexError(f"task.metrics.{key} is not a robex metric (got {type(m).__name__})")
 
     @staticmethod
-    def _target_maps(ctx, model, fooled, attack, n: int) -> dict:
+    def _target_images(ctx, model, attack, n: int):
         """A targeted map attack with ``target: other_image`` steers image i towards the map of test
-        image n_eval + i (for its own predicted class), as robex's map-manipulation task does."""
+        image n_eval + i (for its own predicted class), as robex's map-manipulation task does:
+        (images, classes), or None for any other attack."""
         if getattr(attack, "target", None) != "other_image":
-            return {}
+            return None
         data = ctx.data()
         if len(data.test_y) < 2 * n:
             raise RobexError(f"attack {attack.name} target=other_image needs 2 x n_eval = {2 * n} test images; "
@@ -60,7 +69,7 @@ class EvaluateTask:
         x_t = data.test_x[n:2 * n].to(ctx.device)
         with torch.no_grad():
             cls_t = model(x_t).argmax(1)
-        return {"h_target": fooled(model, x_t, cls_t)}
+        return x_t, cls_t
 
     def __call__(self, ctx) -> list[dict]:
         cfg = ctx.cfg
@@ -77,21 +86,32 @@ class EvaluateTask:
         target = explanation_target(model, x, y, self.target)
         h_clean = explainer.normalise(ctx.clean_attribution(explainer, model, x, target, self.target)).detach()
         fooled = self.attack_explainer or explainer  # transfer: the attack fools another explainer
-        result = attack(model, fooled, x, target, **self._target_maps(ctx, model, fooled, attack, len(x)))
+        targets = self._target_images(ctx, model, attack, len(x))
+        h_target = h_target_fooled = None
+        if targets is not None:
+            h_target_fooled = fooled(model, *targets)
+            h_target = h_target_fooled if fooled is explainer else explainer(model, *targets)
+        result = attack(model, fooled, x, target, **({} if targets is None else {"h_target": h_target_fooled}))
         h_adv = explainer(model, result.x_adv, target)
         extra = {}
         if any(getattr(m, "uses_attribution", False) for m in self.metrics.values()):  # infidelity
             extra["attribution"] = explainer.attribute(model, x, target).detach()
-        inputs = MetricInputs(h_clean=h_clean, h_adv=h_adv, x=x, x_adv=result.x_adv, model=model, target=target,
-                              extra=extra)
-        per_sample = {}
+        inputs = MetricInputs(h_clean=h_clean, h_adv=h_adv, h_target=h_target, x=x, x_adv=result.x_adv,
+                              model=model, target=target, labels=y, extra=extra)
+        per_sample, unavailable = {}, []
         attacked = getattr(attack, "name", "none") != "none"
         for key, metric in self.metrics.items():
+            if metric.unavailable:
+                unavailable.append(ctx.row(f"{key}_unavailable", float("nan"), n=0,
+                                           metric_params=f"reason={metric.unavailable}", **columns))
+                continue
             per_sample[key] = metric(inputs)
             if metric.info.kind == "map" and attacked:
                 per_sample[f"{key}_attacked"] = metric(MetricInputs(h_clean=h_adv))
+            if metric.info.kind == "target":
+                per_sample[f"{key}_start"] = metric(MetricInputs(h_clean=h_clean, h_adv=h_clean, h_target=h_target))
         per_sample.update(result.facts)
-        rows = rows + summary_rows(ctx, per_sample, metrics=self.metrics, **columns)
+        rows = rows + summary_rows(ctx, per_sample, metrics=self.metrics, **columns) + unavailable
         if not self.keep_maps:
             return rows
         k = self.keep_maps
@@ -102,4 +122,6 @@ class EvaluateTask:
                   "maps": h_clean[:k].cpu().numpy(), "maps_adv": h_adv[:k].cpu().numpy(),
                   "target": target[:k].cpu().numpy(), "p_clean": p_clean.cpu().numpy(),
                   "p_adv": p_adv.cpu().numpy()}
+        if h_target is not None:
+            arrays["maps_target"] = h_target[:k].cpu().numpy()
         return rows, arrays

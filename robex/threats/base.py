@@ -8,13 +8,18 @@ a list of parameter tensors per batch and never the perturbed image itself:
 - ``constrain(params, x0)``: the parameters projected onto the model's budget (no gradient);
 - ``penalty(params)``: (B,) regulariser added to the attack's loss (zeros when there is none);
 - ``lrs``: a learning rate per parameter tensor for the attack's optimiser (``None``: the attack's own);
+- ``sample(x0, generator)``: random parameters inside the budget (uniform in each parameter's L_inf
+  box, or in the L2 ball), the random control of an attack of this model
+  (robex/attacks/random_perturbation.py);
 - ``columns()``: what a metrics row records (``threat``, ``budget``, ``units``).
 
 Models: :class:`robex.threats.Threat` (image space: the parameter is the perturbed image, projected
 onto a norm ball or the valid range; every ATEX and AGG-Mean attack), :class:`robex.threats.delta.
 Delta` (an additive delta, for composites), :class:`robex.threats.flow.Flow` (StAdv's flow field),
+:class:`robex.threats.colour.Recolor` (ReColorAdv's colour grid),
 :class:`robex.threats.composite.Composite` (several applied in order, one parameter list).
-A new perturbation model is one module here implementing these six members, plus its config.
+A new perturbation model is one module here implementing these seven members, plus its config
+(``conf/perturbation/``).
 """
 from __future__ import annotations
 
@@ -35,6 +40,9 @@ class PerturbationModel:
 
     def penalty(self, params: list[torch.Tensor]) -> torch.Tensor:
         return torch.zeros(len(params[0]), dtype=params[0].dtype, device=params[0].device)
+
+    def sample(self, x0: torch.Tensor, generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        raise NotImplementedError(f"{type(self).__name__} has no random control (sample)")
 
     def columns(self) -> dict:
         raise NotImplementedError

@@ -4,6 +4,8 @@ projected onto its own budget, penalties added. The row records the parts joined
 ``threat`` with each part's budget (``linf:0.0314+flow:0.05``); ``budget`` is NaN (no single ball)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 
 from robex.errors import RobexError
@@ -12,10 +14,14 @@ from robex.threats.base import PerturbationModel
 
 class Composite(PerturbationModel):
     def __init__(self, parts):
-        parts = list(parts.values()) if isinstance(parts, dict) else list(parts)
-        if not parts or not all(isinstance(p, PerturbationModel) for p in parts):
-            raise RobexError("a composite perturbation needs a list of perturbation models (robex/threats)")
-        self.parts = parts
+        """``parts``: perturbation models in the order they are applied, a list or a mapping name ->
+        model (``conf/perturbation/`` options composed into ``perturbation.parts.<name>``)."""
+        named = dict(parts.items()) if isinstance(parts, Mapping) else dict(enumerate(parts or []))
+        bad = [str(k) for k, p in named.items() if not isinstance(p, PerturbationModel)]
+        if not named or bad:
+            raise RobexError(f"a composite perturbation needs perturbation models (robex/threats, "
+                             f"conf/perturbation/); not one: {', '.join(bad) or 'no parts given'}")
+        self.parts = list(named.values())
         self.sizes: list[int] = []
 
     @property
@@ -48,6 +54,11 @@ class Composite(PerturbationModel):
 
     def constrain(self, params, x0):
         return [t for part, p in zip(self.parts, self._split(params)) for t in part.constrain(p, x0)]
+
+    def sample(self, x0, generator=None):
+        params = [p.sample(x0, generator) for p in self.parts]
+        self.sizes = [len(p) for p in params]
+        return [t for p in params for t in p]
 
     def penalty(self, params):
         return torch.stack([part.penalty(p) for part, p in zip(self.parts, self._split(params))]).sum(0)

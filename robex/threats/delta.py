@@ -37,5 +37,16 @@ class Delta(PerturbationModel):
             d = d * (self.budget / size).clamp(max=1.0).view(-1, *([1] * (d.dim() - 1)))
         return [d]
 
+    def sample(self, x0, generator=None):
+        """Uniform in the L_inf box; for L2 a uniformly random direction at a radius drawn uniformly in
+        the ball's volume."""
+        like = dict(generator=generator, dtype=x0.dtype, device=x0.device)
+        if self.norm == "linf":
+            return [self.budget * (torch.rand(x0.shape, **like) * 2 - 1)]
+        d = torch.randn(x0.shape, **like)
+        d = d / d.flatten(1).norm(dim=1).clamp_min(1e-30).view(-1, *([1] * (x0.dim() - 1)))
+        r = torch.rand(len(x0), **like) ** (1.0 / x0[0].numel())
+        return [d * (self.budget * r).view(-1, *([1] * (x0.dim() - 1)))]
+
     def columns(self):
         return {"threat": self.norm, "budget": self.budget, "units": "pixel"}

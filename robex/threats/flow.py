@@ -59,5 +59,9 @@ class Flow(PerturbationModel):
     def penalty(self, params):
         return self.smoothness * flow_smoothness(params[0])
 
+    def sample(self, x0, generator=None):
+        (f,) = self.init(x0)
+        return [self.budget * (torch.rand(f.shape, generator=generator, dtype=f.dtype, device=f.device) * 2 - 1)]
+
     def columns(self):
         return {"threat": "flow", "budget": self.budget, "units": "grid"}

@@ -1,8 +1,17 @@
 """On-disk cache of trained models and finished job results, keyed by a hash of the config that
-determines them and of the code versions of the components it names (``with_versions``). Files are written atomically; every checkpoint has a sha256 sidecar and is loaded
-with ``weights_only=True``, so a truncated or altered file is detected (and recomputed), never used."""
+determines them and of the code versions of the components it names (``with_versions``). Files are
+written atomically; every checkpoint has a sha256 sidecar and is loaded with ``weights_only=True``,
+so a truncated or altered file is detected (and recomputed), never used.
+
+Jobs running at once (a joblib or submitit launcher, two sweeps on one machine or on a cluster's
+shared disk) share the cache safely: :meth:`Cache.lock` is a per-entry file lock (the ``filelock``
+package, an OS ``flock``) held around load-or-compute-and-save, so the second job that needs an
+entry waits for the first and then loads it instead of computing it again. The OS releases the lock
+when its process dies, so a job killed with SIGKILL never blocks the next run (the lock file stays,
+unlocked). Network file systems need working ``flock`` (most cluster file systems have it)."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -43,6 +52,16 @@ def with_versions(spec: Any) -> Any:
     return spec
 
 
+def _on_cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return type(obj)((k, _on_cpu(v)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_on_cpu(v) for v in obj)
+    return obj
+
+
 class Cache:
     def __init__(self, root: str | Path, enabled: bool = True):
         self.root = Path(root)
@@ -54,6 +73,30 @@ class Cache:
 
     def _path(self, kind: str, key: str, suffix: str) -> Path:
         return self.root / kind / f"{key}{suffix}"
+
+    @contextlib.contextmanager
+    def lock(self, kind: str, key: str, what: str = ""):
+        """Hold the file lock of one cache entry (``<root>/locks/<kind>-<key>.lock``) for the
+        block; logs once when another job holds it. A no-op when the cache is disabled (nothing is
+        shared then). Locks are taken in one order (job, defended stage k, stage k-1, ..., trained
+        model), so two jobs never wait on each other."""
+        if not self.enabled:
+            yield
+            return
+        from filelock import FileLock, Timeout
+
+        path = self.root / "locks" / f"{kind}-{key}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            log.info("waiting for another job to finish %s (%s)", what or f"{kind}/{key}", path)
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
 
     # -- model checkpoints -------------------------------------------------------------------
     def load_state(self, kind: str, key: str) -> dict | None:
@@ -75,9 +118,11 @@ class Cache:
             return None
 
     def save_state(self, kind: str, key: str, state: dict) -> Path:
+        """Save a checkpoint dict with every tensor on the CPU (device-neutral: a model trained on a
+        GPU loads on a CPU-only machine and gives the same file as the CPU would)."""
         path = self._path(kind, key, ".pt")
         buf = io.BytesIO()
-        torch.save(state, buf)
+        torch.save(_on_cpu(state), buf)
         data = buf.getvalue()
         atomic_write_bytes(path, data)
         atomic_write_text(path.with_suffix(".pt.sha256"), hashlib.sha256(data).hexdigest())

@@ -55,27 +55,50 @@ def _message(exc: Exception, line: list[str]) -> str:
     return f"robex error: {head}" + (f"\n{rest}" if rest.strip() else "")
 
 
-def _output_folder_problem(cfg, multirun: bool) -> str | None:
-    """The folder Hydra will write the job(s) into must be creatable: a file in its way or a
-    read-only parent is named here instead of Hydra's traceback."""
+def _folder_problem(cfg, key: str, hint: str) -> str | None:
+    """The folder at config key ``key`` must exist or be creatable, and be writable."""
     import os
 
     from omegaconf import OmegaConf
 
-    sweep = multirun or str(OmegaConf.select(cfg, "hydra.mode", default="")) == "RunMode.MULTIRUN"
-    key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
     try:
         folder = Path(str(OmegaConf.select(cfg, key)))
     except Exception:  # an interpolation only Hydra's runtime can resolve: leave it to Hydra
         return None
-    p = folder
+    p = folder if folder.is_absolute() else Path.cwd() / folder
     while not p.exists() and p != p.parent:
         p = p.parent
     if p.is_dir() and os.access(p, os.W_OK | os.X_OK):
         return None
     why = f"{p} is not a folder" if not p.is_dir() else f"{p} is not writable"
-    return (f"robex error: {key}={folder} cannot be written ({why}): choose a folder robex may write "
-            f"to ({key}=<folder>, or paths.outputs=<folder>)")
+    return f"robex error: {key}={folder} cannot be written ({why}): choose a folder robex may write to ({hint})"
+
+
+def _output_folder_problem(cfg, multirun: bool) -> str | None:
+    """The folder Hydra will write the job(s) into must be creatable: a file in its way or a
+    read-only parent is named here instead of Hydra's traceback."""
+    from omegaconf import OmegaConf
+
+    sweep = multirun or str(OmegaConf.select(cfg, "hydra.mode", default="")) == "RunMode.MULTIRUN"
+    key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
+    return _folder_problem(cfg, key, f"{key}=<folder>, or paths.outputs=<folder>")
+
+
+def _launcher_problem(cfg) -> str | None:
+    """Checked before Hydra hands the jobs to a launcher (in other processes, or on a cluster, a
+    bad setting would surface as a worker's traceback): the number of parallel jobs, and the cache
+    folder every job shares."""
+    from omegaconf import OmegaConf
+
+    launcher = OmegaConf.select(cfg, "hydra.launcher") or {}
+    if "n_jobs" in launcher:
+        n = launcher.get("n_jobs")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            return (f"robex error: hydra.launcher.n_jobs={n!r} is not allowed: it must be an integer >= 1 "
+                    f"(the number of jobs run at once)")
+    if OmegaConf.select(cfg, "use_cache", default=True):
+        return _folder_problem(cfg, "paths.cache_dir", "paths.cache_dir=<folder>, or use_cache=false")
+    return None
 
 
 def check_overrides(argv: list[str]) -> str | None:
@@ -101,7 +124,7 @@ def check_overrides(argv: list[str]) -> str | None:
                 except Exception as exc:
                     return _message(exc, line)
                 if i == 0:
-                    problem = _output_folder_problem(cfg, multirun)
+                    problem = _output_folder_problem(cfg, multirun) or _launcher_problem(cfg)
                     if problem:
                         return problem
     finally:

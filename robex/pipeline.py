@@ -126,6 +126,16 @@ class Context:
         epochs = self.cfg.train.epochs
         if epochs is None:
             epochs = self.data().default_epochs
+        with self.cache.lock("models", key, f"training the baseline {self.cfg.model.name}"):
+            model, state = self._load_or_train(model, spec, key, epochs)
+        origin = "as built" if not epochs else f"cache entry models/{key}" if state is not None else "trained"
+        check_finite(model, f"baseline model {self.cfg.model.name} ({origin})")
+        freeze(model)
+        _MODEL_MEMO[key] = model
+        return _copy_of(model)
+
+    def _load_or_train(self, model, spec: dict, key: str, epochs):
+        """(model, the cached state or None): the cached weights, else ``model`` trained and saved."""
         state = self.cache.load_state("models", key) if epochs else None
         if not epochs:
             log.info("model %s used as built (pretrained weights or none): no training", self.cfg.model.name)
@@ -145,13 +155,10 @@ class Context:
             self.timings["train_s"] = time.perf_counter() - t0
             log.info("baseline model trained in %.1f s (best val accuracy %.4f)",
                      self.timings["train_s"], info["best_val_accuracy"])
+            check_finite(model, f"baseline model {self.cfg.model.name} (trained)")  # never cache a diverged run
             self.cache.save_state("models", key, {"state_dict": model.state_dict(),
                                                   "spec": str(spec)})
-        origin = "as built" if not epochs else f"cache entry models/{key}" if state is not None else "trained"
-        check_finite(model, f"baseline model {self.cfg.model.name} ({origin})")
-        freeze(model)
-        _MODEL_MEMO[key] = model
-        return _copy_of(model)
+        return model, state
 
     def initial_model(self) -> torch.nn.Module:
         """The model as initialised before training (seeded like the baseline's training), the start
@@ -198,6 +205,14 @@ class Context:
         key = self.cache.key(spec)
         if key in _MODEL_MEMO:
             return _copy_of(_MODEL_MEMO[key])
+        with self.cache.lock("defended", key, f"{defense.name} stage {stages}"):
+            model = self._load_or_defend(defense, defense_cfg, stages, on, start, transform, spec, key)
+        freeze(model)
+        _MODEL_MEMO[key] = model
+        return _copy_of(model)
+
+    def _load_or_defend(self, defense, defense_cfg, stages: int, on, start, transform, spec: dict, key: str):
+        """The defended model of one stage: cached, else built from the previous stage and saved."""
         state = self.cache.load_state("defended", key)
         model = transform(self.new_model())
         if state is not None:
@@ -216,9 +231,7 @@ class Context:
             self.timings[f"{defense.name}_stage{stages}_s"] = dt
             log.info("%s stage %d done in %.1f s (%s)", defense.name, stages, dt, info)
             self.cache.save_state("defended", key, {"state_dict": model.state_dict(), "spec": str(spec)})
-        freeze(model)
-        _MODEL_MEMO[key] = model
-        return _copy_of(model)
+        return model
 
     def clean_attribution(self, explainer, model, x: torch.Tensor, target: torch.Tensor, target_kind: str) -> torch.Tensor:
         """The job explainer's raw attribution of the first n_eval test images ``x`` for the class
@@ -232,12 +245,13 @@ class Context:
                 "n_eval": self.cfg.n_eval, "seed": int(self.cfg.seed), "target": target_kind,
                 "maps_version": MAPS_VERSION}
         key = self.cache.key(spec)
-        state = self.cache.load_state("maps", key)
-        if state is not None and state["raw"].shape[0] == len(x):
-            log.info("clean maps of %s: cached %s", explainer.name, key)
-            return state["raw"].to(x.device)
-        raw = explainer.attribute(model, x, target).detach()
-        self.cache.save_state("maps", key, {"raw": raw.cpu(), "spec": str(spec)})
+        with self.cache.lock("maps", key, f"the clean maps of {explainer.name}"):
+            state = self.cache.load_state("maps", key)
+            if state is not None and state["raw"].shape[0] == len(x):
+                log.info("clean maps of %s: cached %s", explainer.name, key)
+                return state["raw"].to(x.device)
+            raw = explainer.attribute(model, x, target).detach()
+            self.cache.save_state("maps", key, {"raw": raw.cpu(), "spec": str(spec)})
         return raw
 
     def test_accuracy(self, model) -> float:
@@ -391,6 +405,10 @@ def validate(cfg: DictConfig) -> None:
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise RobexError(f"device={device} but this machine has no CUDA device: use device=auto or cpu")
     Threat.from_config(cfg.threat)
+    weights = cfg.model.get("weights_path")
+    if weights and not Path(str(weights)).is_file():  # before the data: a typo costs no loading
+        raise RobexError(f"model.weights_path={weights} does not exist: put the {cfg.model.get('name', 'model')} "
+                         f"state_dict there")
     if cfg.get("use_cache", True):
         _writable("paths.cache_dir", cfg.paths.cache_dir)
     for group in ("explainer", "attack", "defense", "task"):
@@ -431,6 +449,21 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     spec = job_spec(cfg)
     key = cache.key(spec)
     t0 = time.perf_counter()
+    with cache.lock("jobs", key, "the same job"):
+        rows, arrays, reused, compute_s = _load_or_compute(cfg, cache, key, t0)
+    if arrays:  # figure data travels with the job's output
+        atomic_write_npz(out / "arrays.npz", arrays)
+    rows = finalize_rows(rows, cfg)
+    write_metrics(rows, out / "metrics.csv")
+    seconds = time.perf_counter() - t0
+    atomic_write_text(out / "job.json", json.dumps({"key": key, "cached": reused, "seconds": seconds,
+                                                    "compute_s": compute_s}))
+    log.info("job done in %.1f s -> %s", seconds, out / "metrics.csv")
+    return rows
+
+
+def _load_or_compute(cfg: DictConfig, cache: Cache, key: str, t0: float):
+    """(rows, arrays, reused, compute_s) of a job: the cached result, else computed and saved."""
     cached = cache.load_json("jobs", key)
     arrays = cache.load_arrays("jobs", key) if cached is not None and cached.get("has_arrays") else {}
     reused = cached is not None and arrays is not None
@@ -451,15 +484,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
             cache.save_arrays("jobs", key, arrays)
         cache.save_json("jobs", key, {"rows": rows.to_dict(orient="list"), "has_arrays": bool(arrays),
                                       "compute_s": compute_s, "names": job_names(cfg)})
-    if arrays:  # figure data travels with the job's output
-        atomic_write_npz(out / "arrays.npz", arrays)
-    rows = finalize_rows(rows, cfg)
-    write_metrics(rows, out / "metrics.csv")
-    seconds = time.perf_counter() - t0
-    atomic_write_text(out / "job.json", json.dumps({"key": key, "cached": reused, "seconds": seconds,
-                                                    "compute_s": compute_s}))
-    log.info("job done in %.1f s -> %s", seconds, out / "metrics.csv")
-    return rows
+    return rows, arrays, reused, compute_s
 
 
 def job_names(cfg: DictConfig) -> dict:

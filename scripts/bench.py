@@ -11,6 +11,9 @@ within this one run (machines are noisy: compare ratios, not absolute numbers ac
 - smoothed explanations (on resnet_small, 32x32 colour inputs): SmoothGrad (50 copies, mean |grad|)
   against captum's NoiseTunnel(Saliency) on the same model and batch; cascading randomisation in
   image-layers / s; CURE and PGD-AT training samples / s against standard training;
+- the smoothed-explanations attack settings (Delta, Delta+StAdv, Delta+StAdv+Recolor; Dombrowski's
+  loss through a softplus(100) surrogate, Gradient maps) on vgg_small with 32x32 colour inputs:
+  image-iterations / s at batch 1 and batch 64;
 - RelEx (50 noisy copies) on resnet_small: images / s batched over images x copies (one forward pass
   per iteration for the whole batch) against a per-image loop (the authors' code's way).
 """
@@ -66,7 +69,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--map-iterations", type=int, default=4)
-    ap.add_argument("--skip", nargs="*", default=[], choices=["attack", "atex", "map", "smoothed", "relex"])
+    ap.add_argument("--skip", nargs="*", default=[],
+                    choices=["attack", "atex", "map", "smoothed", "smoothed_attacks", "relex"])
     args = ap.parse_args()
     device = torch.device("cpu")
     data = load_fashion_mnist()
@@ -83,6 +87,8 @@ def main() -> None:
         bench_map_attack(args, data)
     if "smoothed" not in args.skip:
         bench_smoothed(args)
+    if "smoothed_attacks" not in args.skip:
+        bench_smoothed_attacks(args)
     if "relex" not in args.skip:
         bench_relex(args)
 
@@ -199,6 +205,36 @@ def bench_smoothed(args) -> None:
         rates[name] = n_train / t
     print("training resnet_small, samples/s: " + ", ".join(
         f"{k} {rate(v)} ({v / rates['standard']:.2f}x standard)" for k, v in rates.items()))
+
+
+def bench_smoothed_attacks(args) -> None:
+    from robex.attacks.targeted_map import TargetedMapAttack
+    from robex.models.vgg import vgg_small
+    from robex.threats.colour import Recolor
+    from robex.threats.composite import Composite
+    from robex.threats.delta import Delta
+    from robex.threats.flow import Flow
+
+    torch.manual_seed(0)
+    model = freeze(prepare_model(vgg_small(in_channels=3, image_size=32, widths=(32, 64), hidden=256),
+                                 torch.device("cpu")))
+    x, x_t = torch.rand(64, 3, 32, 32), torch.rand(64, 3, 32, 32)
+    ex = Gradient()
+    with torch.no_grad():
+        cls, cls_t = model(x).argmax(1), model(x_t).argmax(1)
+    h_t = ex(model, x_t, cls_t)
+    settings = {"Delta": lambda: Delta(lr=1e-3), "Delta+StAdv": lambda: Composite([Flow(lr=0.01), Delta(lr=1e-3)]),
+                "Delta+StAdv+Recolor": lambda: Composite([Recolor(lr=1e-3), Flow(lr=0.01), Delta(lr=1e-3)])}
+    for name, make in settings.items():
+        rates = {}
+        for batch in (1, 64):
+            n = batch if batch > 1 else 4  # batch 1: four images one after the other
+            att = TargetedMapAttack(iterations=args.map_iterations, batch_size=batch, beta_start=100.0,
+                                    beta_end=None, show_progress=False, perturbation=make())
+            t = best_time(lambda: att(model, ex, x[:n], cls[:n], h_target=h_t[:n]), 1)
+            rates[batch] = n * args.map_iterations / t
+        print(f"smoothed attack {name} on vgg_small (32x32 RGB), gradient: {rate(rates[1])} image-iterations/s "
+              f"at batch 1, {rate(rates[64])} at batch 64 -> {rates[64] / rates[1]:.1f}x")
 
 
 def bench_relex(args) -> None:

@@ -4,8 +4,9 @@ Prints a line per finished job (read from the job's own ``job.json`` and ``.hydr
 in the sweep folder the driver chooses) and per preset, and the total wall time. It is
 resumable: trained models and finished jobs are cached (.cache/), so after an interruption a re-run
 only computes what is missing. Extra arguments are passed to every run.py call
-(e.g. `debug=tiny`). After the presets, the paper's claims report is generated
-from conf/claims/<paper>.yaml if it has one.
+(e.g. `debug=tiny`, or `hydra/launcher=slurm hydra.launcher.partition=<p>`). After the presets,
+the paper's claims report is generated from conf/claims/<paper>.yaml if it has one, and the results
+index (results/README.md) is rewritten.
 """
 from __future__ import annotations
 
@@ -18,14 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PAPERS = {
-    "atex": ["atex_tab1", "atex_tab2", "atex_tab3", "atex_tab4", "atex_fig2", "atex_fig3", "atex_fig4"],
-    "smoothed": ["smoothed_tab2", "smoothed_tab3", "smoothed_fig2", "smoothed_fig1", "smoothed_tab1", "smoothed_fig3",
-                 "smoothed_tab4", "smoothed_tab5", "smoothed_fig6"],
-    "relex": ["relex_tab1", "relex_fig5", "relex_fig3", "relex_fig6", "relex_fig4a", "relex_fig4b", "relex_fig1"],
-    "aggmean": ["aggmean_tab1", "aggmean_tab3", "aggmean_fig2", "aggmean_fig11_14", "aggmean_fig5",
-                "aggmean_fig4", "aggmean_tab4", "aggmean_tab2", "aggmean_tab1_equal_lr"],
-}
+from robex.report.index import PAPERS, write_index  # noqa: E402  (the presets of each paper, in order)
 
 
 def may_be_unavailable(preset: str) -> bool:
@@ -107,9 +101,10 @@ def main(argv: list[str]) -> int:
         print(f"[{i}/{len(PAPERS[paper])}] {preset} {status} in {time.perf_counter() - t:.0f} s", flush=True)
         if rc != 0:
             return rc
+    results = ([a.split("=", 1)[1] for a in extra if a.startswith("paths.results_dir=")] or ["results"])[-1]
     if (ROOT / "conf" / "claims" / f"{paper}.yaml").exists():  # the claims engine, on the results
-        results = [a.split("=", 1)[1] for a in extra if a.startswith("paths.results_dir=")] or ["results"]
-        subprocess.run([sys.executable, "-m", "robex.report.claims", paper, results[-1]], cwd=ROOT, check=True)
+        subprocess.run([sys.executable, "-m", "robex.report.claims", paper, results], cwd=ROOT, check=True)
+    print(f"results index: {write_index(ROOT / results)}", flush=True)
     print(f"{paper}: all presets done in {time.perf_counter() - t0:.0f} s "
           f"({(time.perf_counter() - t0) / 60:.1f} min)", flush=True)
     return 0

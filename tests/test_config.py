@@ -79,6 +79,8 @@ def _cli(*args, cwd=ROOT, timeout=120):
     (["-m", "attack=manip_untargeted,no_such_attack"], "robex error: Could not find 'attack/no_such_attack'"),
     (["eps=abc"], "robex error: eps=abc: there is no setting 'eps'; use threat.budget"),
     (["threat.nrom=l2"], "robex error: Could not override 'threat.nrom'."),
+    (["attack=expl_delta_stadv", "+perturbation@attack.perturbation.parts.blur=blur"],
+     "robex error: Could not find 'perturbation/blur'"),
 ])
 def test_unknown_option_leads_with_one_robex_line_and_keeps_the_choices(args, first, tmp_path):
     r = _cli(*args, f"hydra.run.dir={tmp_path}/run", f"hydra.sweep.dir={tmp_path}/sweep",
@@ -87,7 +89,9 @@ def test_unknown_option_leads_with_one_robex_line_and_keeps_the_choices(args, fi
     lines = r.stderr.splitlines()
     assert lines[0].startswith(first), lines[0]
     if "Could not find" in first:  # Hydra's list of the available options follows
-        assert "Available options in 'attack':" in r.stderr and "manip_untargeted" in r.stderr
+        group = first.split("'")[1].split("/")[0]
+        assert f"Available options in '{group}':" in r.stderr
+        assert ("manip_untargeted" if group == "attack" else "recolor") in r.stderr
     assert not (tmp_path / "sweep").exists() and not (tmp_path / "cache").exists()
 
 
@@ -247,6 +251,10 @@ def test_debug_mode_fails_on_an_option_it_does_not_name_or_a_key_that_matches_no
     ("explainer=mask explainer.iterations=0", "robex error: mask iterations=0 must be >= 1"),
     ("threat.units=normalised threat.budget=-2", "robex error: threat.budget=-2 is out of range"),
     ("model=resnet50 model.weights_path=/nonexistent/robust.pt", "robex error: model.weights_path=/nonexistent/robust.pt does not exist"),
+    ("attack=expl_delta attack.perturbation.budget=-0.1", "robex error: delta budget=-0.1 is out of range"),
+    ("attack=expl_delta_stadv_recolor attack.perturbation.parts.recolor.budget=-1",
+     "robex error: recolor budget=-1 and smoothness=0.05 must be >= 0"),
+    ("attack=expl_delta attack.noise_samples=0", "robex error: attack expl_delta: noise_samples=0 must be >= 1"),
 ])
 def test_bad_values_are_one_line_before_any_work(override, message, tmp_path):
     if override.startswith("device=cuda") and torch.cuda.is_available():

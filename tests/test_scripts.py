@@ -25,7 +25,8 @@ def test_bench_script_runs_and_its_ratios_match_its_throughputs(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     out = r.stdout
     for section in ("explanation attack", "ATEX fine-tuning", "map attack on vgg_small, agg_mean", "SmoothGrad (50",
-                    "cascading randomisation", "training resnet_small", "RelEx, batched", "RelEx, every image"):
+                    "cascading randomisation", "training resnet_small", "RelEx, batched", "RelEx, every image",
+                    "smoothed attack Delta+StAdv+Recolor"):
         assert section in out
     checked = 0
     for line in out.splitlines():

@@ -40,16 +40,22 @@ def load_state_dict(path: str, arch: str) -> dict:
 
 
 def imagenet_classifier(name: str = "vgg16", arch: str = "vgg16", weights: str | None = "IMAGENET1K_V1",
-                        weights_path: str | None = None, num_classes: int = 1000) -> nn.Sequential:
+                        weights_path: str | None = None, num_classes: int = 1000, in_channels: int = 3,
+                        image_size: int | None = None) -> nn.Sequential:
     """A torchvision ImageNet classifier (``arch``: vgg16, vgg19, resnet50, resnet101, ...) behind
     ImageNet normalisation: Sequential(Normalize, net), so inputs are [0,1] images (resize 256 /
     centre crop 224 happen in the data loader).
 
     Weights: ``weights_path`` (a state_dict file), else the torchvision weights enum name ``weights``
     (downloaded into $TORCH_HOME/hub/checkpoints, or taken from there), else random (``weights=null``,
-    for tests). In-place ReLUs are made out-of-place so explainers can hook them."""
+    for tests). In-place ReLUs are made out-of-place so explainers can hook them.
+
+    ``in_channels`` and ``image_size`` are the keys every robex model takes (a preset may set them for
+    its stand-in model): the torchvision networks take 3 channels at any size their pooling allows."""
     import torchvision
 
+    if in_channels != 3:
+        raise RobexError(f"model {name}: in_channels={in_channels}, but the torchvision ImageNet networks take 3")
     builder = getattr(torchvision.models, arch, None)
     if builder is None:
         raise RobexError(f"model.arch={arch!r} is not a torchvision model")

@@ -7,7 +7,9 @@ from torch import nn
 
 from robex.errors import RobexError
 from robex.explainers.base import input_gradient
-from robex.explainers.beta_smoothing import BetaSmoothing, top1_agreement
+from robex.explainers.beta_smoothing import BetaSmoothing
+from robex.metrics.agreement import SmoothedTop1Agreement
+from robex.metrics.base import MetricInputs
 from robex.models.layers import BetaSoftplus
 from robex.models.transforms import beta_smoothed, softplus_surrogate
 
@@ -51,9 +53,16 @@ def test_inside_an_attack_the_explained_network_is_the_beta_network_not_the_surr
 
 
 def test_top1_agreement_counts_images_whose_prediction_survives_the_smoothing():
-    net, x = _net(), torch.rand(50, 1, 6, 6, dtype=torch.float64)
-    assert top1_agreement(net, 1e4, x) == 1.0
-    smooth = beta_smoothed(net, 0.05)
+    net, x = _net(), 3 * torch.randn(50, 1, 6, 6, dtype=torch.float64)  # spread: the logits' order varies
+
+    def agreement(beta, batch_size=256):
+        return SmoothedTop1Agreement(beta, batch_size)(MetricInputs(h_clean=x, x=x, model=net))
+
+    assert agreement(1e4).tolist() == [1.0] * 50
+    smooth = beta_smoothed(net, 1.0)
     with torch.no_grad():
-        expected = (smooth(x).argmax(1) == net(x).argmax(1)).double().mean().item()
-    assert top1_agreement(net, 0.05, x) == pytest.approx(expected)
+        expected = (smooth(x).argmax(1) == net(x).argmax(1)).float()
+    assert 0 < expected.mean() < 1  # the test can tell agreement from disagreement
+    torch.testing.assert_close(agreement(1.0, batch_size=7), expected)
+    with pytest.raises(RobexError, match="beta"):
+        SmoothedTop1Agreement(0.0)

@@ -56,6 +56,24 @@ def test_a_threshold_moves_the_boundary(tmp_path, value, verdict):
     assert evaluate_claim(claim, tmp_path).verdict == verdict  # CI value +- 0.039 against 0.9
 
 
+def test_a_rate_of_one_gets_a_wilson_interval_not_a_zero_width_one(tmp_path):
+    # 20 of 20 images retrieved: the normal interval is [1, 1] (a PASS against 0.9 with no doubt);
+    # Wilson's lower bound for 20 / 20 is 0.839, so 20 images cannot show a rate >= 0.9
+    _write(tmp_path, _rows([("none", 0.1, "retrieval", 1.0, 0.0, 20), ("none", 0.2, "retrieval", 1.0, 0.0, 200)]))
+    normal = evaluate_claim(_claim(metric="retrieval", a={"defense": "none"}, b=None, threshold=0.9), tmp_path)
+    assert normal.verdict == "PASS" and normal.cells[0].low == 1.0
+    claim = _claim(metric="retrieval", a={"defense": "none"}, b=None, threshold=0.9, interval="wilson")
+    r = evaluate_claim(claim, tmp_path)
+    assert [c.verdict for c in r.cells] == ["not distinguishable", "holds"] and r.verdict == "NOT DISTINGUISHABLE"
+    assert (r.cells[0].low, r.cells[0].high) == pytest.approx(wilson(20, 20))
+    assert r.cells[0].low == pytest.approx(0.8389, abs=1e-4)
+    with pytest.raises(RobexError, match="one rate against a threshold"):
+        evaluate_claim(_claim(metric="retrieval", interval="wilson"), tmp_path)  # has a b
+    _write(tmp_path, _rows([("none", 0.1, "retrieval", 1.7, 0.0, 20)]))
+    with pytest.raises(RobexError, match="rates in"):
+        evaluate_claim(claim, tmp_path)
+
+
 def test_one_not_distinguishable_cell_blocks_a_pass_and_one_contradiction_fails(tmp_path):
     rows = _rows([("none", 0.1, "spearman", 0.5, 0.01), ("atex", 0.1, "spearman", 0.6, 0.01),
                   ("none", 0.2, "spearman", 0.5, 0.01), ("atex", 0.2, "spearman", 0.51, 0.01)])

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from robex.models.normalize import Normalize
 from robex.pipeline import apply_debug
+from robex.threats.delta import Delta
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 PRESETS = sorted(p.stem for p in (CONF / "paper").glob("*.yaml"))
@@ -50,6 +51,11 @@ def _preset_pairs():
 PAIRS = _preset_pairs()
 
 
+class _ChannelMean(torch.nn.Module):
+    def forward(self, x):
+        return x.mean(1, keepdim=True)
+
+
 def test_the_presets_attack_through_several_explainers_and_attacks():
     assert len({a for _, _, a in PAIRS}) >= 5 and len({e for _, e, _ in PAIRS}) >= 5
 
@@ -59,9 +65,13 @@ def test_preset_pair_attacks_a_tiny_model(key, digits, digits_model, relu_digits
     preset, cfg = PAIRS[key]
     model = relu_digits_model if cfg.model.name.startswith(("vgg", "resnet")) else digits_model
     explainer, attack = instantiate(cfg.task.get("attack_explainer") or cfg.explainer), instantiate(cfg.attack)
-    if attack.threat.units == "normalised":  # budgets in the units of a model's input normalisation
+    if attack.threat.columns()["units"] == "normalised":  # budgets in the units of a model's input normalisation
         model = torch.nn.Sequential(Normalize((0.5,), (0.25,)), model).eval()
     x, x_t = digits.test_x[:6], digits.test_x[6:12]
+    if int(cfg.model.get("in_channels", 1)) == 3:  # colour presets (ReColor needs RGB): tinted digits,
+        tint = torch.tensor([0.9, 0.6, 0.3]).view(1, 3, 1, 1)  # the grey model reads their channel mean
+        x, x_t = x * tint + 0.05, x_t * tint + 0.05
+        model = torch.nn.Sequential(_ChannelMean(), model).eval()
     with torch.no_grad():
         cls, cls_t = model(x).argmax(1), model(x_t).argmax(1)
     torch.manual_seed(0)
@@ -73,7 +83,9 @@ def test_preset_pair_attacks_a_tiny_model(key, digits, digits_model, relu_digits
     linf = (res.x_adv - x).abs().flatten(1).amax(1)
     torch.testing.assert_close(res.facts["linf"].float(), linf.float())
     assert linf.max() > 0, f"{preset}: {attack.name} on {explainer.name} did not move"
-    if attack.threat.kind == "additive":
+    if isinstance(attack.threat, Delta):
+        assert (linf <= attack.threat.budget + 1e-6).all()
+    if getattr(attack.threat, "kind", None) == "additive":
         scale = attack.threat.scale(model)
         assert (linf <= attack.threat.budget * float(scale if isinstance(scale, float) else scale.max()) + 1e-6).all()
     if attack.name.startswith(("manip", "random")):

@@ -131,7 +131,8 @@ def test_reproduce_smoothed_makes_every_artifact_and_evaluates_every_claim(tmp_p
     for preset in ("smoothed_tab1", "smoothed_tab2", "smoothed_tab3", "smoothed_tab4", "smoothed_tab5"):
         table = (results / preset / "table.md").read_text()
         assert "STAND-IN" in table and "n/a" not in table.split("|---")[1]
-    for preset in ("smoothed_fig1", "smoothed_fig2", "smoothed_fig3", "smoothed_fig6"):
+    for preset in ("smoothed_fig1", "smoothed_fig2", "smoothed_fig3", "smoothed_fig6", "smoothed_fig4", "smoothed_fig5",
+                   "smoothed_fig7"):
         assert (results / preset / "figure.png").stat().st_size > 1000
         assert len(pd.read_csv(results / preset / "figure.csv")) > 0
     _assert_every_claim_evaluated("smoothed", results)
@@ -146,12 +147,28 @@ def test_reproduce_relex_makes_every_artifact_and_evaluates_every_claim(tmp_path
     assert len(computed) == 7 * 8 and computed["robex"].between(0, 1).all()  # 7 methods x 2 models x 4 eps
     assert (table[table["row"].astype(str).str.startswith("RT-Sal")]["status"] == "missing").all()
     assert "STAND-IN" in (results / "relex_tab1" / "table.md").read_text()
+    assert "In [0, 1] pixels, the largest change" in (results / "relex_tab1" / "table.md").read_text()
     for preset in ("relex_fig1", "relex_fig3", "relex_fig4a", "relex_fig4b", "relex_fig5", "relex_fig6"):
         assert (results / preset / "figure.png").stat().st_size > 1000
         plotted = pd.read_csv(results / preset / "figure.csv")
         values = plotted["p_adv"] if preset == "relex_fig1" else plotted["value"]  # the gallery lists panels
         assert len(plotted) > 0 and values.notna().all(), preset
     _assert_every_claim_evaluated("relex", results)
+
+
+def test_relex_budget_note_gives_the_pixel_change_per_normalised_budget():
+    from robex.report.relex import budget_note
+
+    rows = pd.DataFrame([
+        {"metric": "linf", "budget": 1.0, "defense": "none", "value": 0.25},
+        {"metric": "linf", "budget": 1.0, "defense": "none", "value": 0.27},   # another explainer's job
+        {"metric": "linf", "budget": 1.0, "defense": "pgd_at", "value": 0.20},
+        {"metric": "linf", "budget": 0.1, "defense": "none", "value": 0.024},
+        {"metric": "linf", "budget": 0.1, "defense": "pgd_at", "value": 0.024},
+        {"metric": "relevance", "budget": 0.1, "defense": "none", "value": 0.9}])
+    assert budget_note(rows) == ("In [0, 1] pixels, the largest change the attack made (mean over images) "
+                                 "at each eps: 0.1 -> 0.0240, 1 -> 0.2000-0.2600. ")
+    assert budget_note(rows[rows.metric == "relevance"]) == ""
 
 
 def test_renderer_lookup_averages_seeds_and_refuses_ambiguous_rows():

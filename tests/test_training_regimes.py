@@ -97,3 +97,18 @@ def test_cure_follows_its_h_schedule_and_bad_regimes_fail():
         CurvatureRegularised(h_schedule=[])
     with pytest.raises(RobexError, match="start='scratch'"):
         TrainingRegime(CrossEntropy(), name="x", start="scratch")
+
+
+def test_pgd_robust_accuracy_is_clean_accuracy_at_zero_budget_and_lower_under_attack(relu_digits_model, digits):
+    from robex.metrics.base import MetricInputs
+    from robex.metrics.robust_accuracy import PGDRobustAccuracy
+
+    x, y = digits.test_x[:64], digits.test_y[:64]
+    with torch.no_grad():
+        clean = (relu_digits_model(x).argmax(1) == y).float()
+    inputs = MetricInputs(h_clean=None, x=x, model=relu_digits_model, labels=y)
+    assert torch.equal(PGDRobustAccuracy(budget=0.0)(inputs), clean)
+    robust = PGDRobustAccuracy(budget=0.1, steps=10, step_size=0.02)(inputs)
+    assert robust.mean() < clean.mean() - 0.2 and bool((robust <= clean).all())
+    with pytest.raises(RobexError, match="true labels"):
+        PGDRobustAccuracy()(MetricInputs(h_clean=None, x=x, model=relu_digits_model))

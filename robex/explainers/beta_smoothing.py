@@ -5,8 +5,9 @@ The smoothed network shares the model's parameters (robex/models/transforms.py::
 nothing is copied per call and the model is never changed. Inside an explanation attack the model
 passed in is the attack's softplus surrogate; beta-smoothing sets every activation to its own beta,
 so the network attacked is the beta-smoothed network itself (the paper's setting), never the
-surrogate's. :func:`top1_agreement` says how often the smoothed network predicts what the model
-predicts (beta = 0.8 depends on the scale of the activations: report it beside the maps).
+surrogate's. The metric ``smoothed_top1_agreement`` (robex/metrics/agreement.py) says how often the
+smoothed network predicts what the model predicts (beta = 0.8 depends on the scale of the
+activations: smoothed_tab2 reports it beside the maps).
 """
 from __future__ import annotations
 
@@ -29,12 +30,3 @@ class BetaSmoothing(Explainer):
     def attribute(self, model, x, target, create_graph=False):
         return input_gradient(beta_smoothed(model, self.beta), x, target, create_graph)
 
-
-def top1_agreement(model, beta: float, x: torch.Tensor, batch_size: int = 256) -> float:
-    """Share of images whose top-1 class under the beta-smoothed network equals the model's."""
-    smooth, same = beta_smoothed(model, beta), 0
-    with torch.no_grad():
-        for s in range(0, len(x), batch_size):
-            xb = x[s:s + batch_size]
-            same += int((smooth(xb).argmax(1) == model(xb).argmax(1)).sum())
-    return same / max(1, len(x))

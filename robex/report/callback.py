@@ -1,4 +1,8 @@
-"""Hydra callback: when a preset's sweep ends, render its table / figure from the jobs' rows."""
+"""Hydra callback: when a preset's sweep ends, render its table / figure from the jobs' rows.
+
+It runs once, in the process that launched the sweep, after every job finished, and reads what the
+jobs wrote into the sweep folder (``*/metrics.csv``, ``*/arrays.npz``, ``*/job.json``), never
+in-memory state, so it works the same whichever launcher ran the jobs (basic, joblib, submitit)."""
 from __future__ import annotations
 
 import json
@@ -48,13 +52,15 @@ def provenance(paper: DictConfig, seed: int, wall_s: float, jobs: list[dict], pr
             f"- command: `{command}`\n- seed: {seed}\n- machine: {machine_description()}\n"
             f"- wall time of the sweep: {wall_s:.0f} s ({len(jobs)} jobs, {n_cached} of them reused from "
             f"the cache of earlier presets or runs)\n"
-            f"- compute time of its jobs when first computed: {sum(known):.0f} s (sum over {len(known)} jobs)\n"
+            f"- compute time of its jobs when first computed: {sum(known):.0f} s (sum over {len(known)} jobs; "
+            f"models or defenses they loaded from the model cache, built by an earlier run, are not counted)\n"
             f"- finished: {now}\n")
 
 
 def job_arrays(sweep_dir: Path) -> list[dict]:
     """Figure data of each job that wrote ``arrays.npz``, tagged with its dataset, source, explainer,
-    defense, model and attack budget (``_dataset``, ``_source``, ``_explainer``, ..., ``_budget``)."""
+    defense, model, attack and attack budget (``_dataset``, ``_source``, ``_explainer``, ...,
+    ``_budget``)."""
     import numpy as np
     import pandas as pd
 
@@ -64,7 +70,7 @@ def job_arrays(sweep_dir: Path) -> list[dict]:
         with np.load(path) as f:
             arrays = {k: f[k] for k in f.files}
         arrays["_dataset"], arrays["_source"] = str(rows["dataset"].iloc[0]), str(rows["source"].iloc[0])
-        for col in ("explainer", "defense", "model"):
+        for col in ("explainer", "defense", "model", "attack"):
             arrays[f"_{col}"] = str(rows[col].iloc[0])
         arrays["_budget"] = float(rows["budget"].iloc[0]) if "budget" in rows.columns else float("nan")
         out.append(arrays)
@@ -117,7 +123,11 @@ class RenderOnSweepEnd(Callback):
         else:
             out_dir = Path(config.paths.results_dir) / paper.name
         try:
-            render_preset(rows, paper, out_dir, job_arrays(sweep_dir))
+            from robex.cache import Cache
+
+            cache = Cache(config.paths.cache_dir, enabled=config.get("use_cache", True))
+            with cache.lock("render", paper.name, f"rendering {paper.name}"):  # two sweeps of one preset
+                render_preset(rows, paper, out_dir, job_arrays(sweep_dir))
             wall = time.perf_counter() - self.t0
             jobs = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/job.json"))]
             previous = (out_dir / "run.md").read_text() if (out_dir / "run.md").exists() else None

@@ -16,8 +16,12 @@ Tests (``expect``: ``greater`` or ``less``):
   The two arms are treated as independent; for paired designs (the same images under two
   defenses) this interval is conservative.
   With ``threshold`` t the boundary is t instead of 0 (e.g. a without b: "a rate stays >= 0.9").
+  A rate (a mean of per-image 0 / 1 outcomes) without b may say ``interval: wilson``: its cell then
+  uses the Wilson score interval of k = value x n successes in n (seeds pooled), which stays honest
+  at a rate of 0 or 1, where the normal interval has width 0.
 - ``growth``: along ``axis`` (budget, step, ...), (a - b) at the axis' last value minus at its first (b
-  optional), CI from the four standard errors.
+  optional), CI from the four standard errors; ``points: [first, last]`` names the two values when
+  the axis is not numeric or holds more (e.g. two attack settings: "a gains more than b").
 - ``within``: |a - b| <= ``tolerance``: holds when the CI lies inside [-tol, tol], contradicted when
   it lies outside.
 - ``share``: on ``figure.csv``, the share of samples with ``y`` below ``x`` (per ``group_by``), with
@@ -117,6 +121,10 @@ def estimate(rows: pd.DataFrame, where: dict, se_if_missing: str | None) -> tupl
     return float(sel["value"].astype(float).mean()), math.sqrt(sum(s * s for s in ses)) / m
 
 
+def _show(v) -> str:
+    return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+
+
 def _side(low: float, high: float, expect: str, boundary: float = 0.0) -> str:
     if expect not in ("greater", "less"):
         raise RobexError(f"claims: expect={expect!r}: choose 'greater' or 'less'")
@@ -167,7 +175,8 @@ def _cell(claim, rows, a: dict, b: dict | None, label: str, se_mode) -> Cell:
     test, expect = claim.test, claim.get("expect", "greater")
     if test == "growth":
         axis = claim.axis
-        points = sorted(_match(rows, {k: v for k, v in a.items() if k != axis})[axis].dropna().unique())
+        points = list(claim.points) if claim.get("points") is not None else \
+            sorted(_match(rows, {k: v for k, v in a.items() if k != axis})[axis].dropna().unique())
         if len(points) < 2:
             raise RobexError(f"claims: growth along {axis} needs two values; found {points}")
         first, last = points[0], points[-1]
@@ -177,11 +186,17 @@ def _cell(claim, rows, a: dict, b: dict | None, label: str, se_mode) -> Cell:
             vb, sb = estimate(rows, b | {axis: point}, se_mode) if b else (0.0, 0.0)
             ests.append((va - vb, sa * sa + sb * sb))
         est, var = ests[0][0] - ests[1][0], ests[0][1] + ests[1][1]
-        label = f"{label}, {axis} {last:g} vs {first:g}"
+        label = f"{label}, {axis} {_show(last)} vs {_show(first)}"
+    elif claim.get("interval") == "wilson":
+        if test != "difference" or b:
+            raise RobexError("claims: interval: wilson is for one rate against a threshold (test: difference, no b)")
+        return _rate_cell(claim, rows, a, label, expect)
     else:
         va, sa = estimate(rows, a, se_mode)
         vb, sb = estimate(rows, b, se_mode) if b else (0.0, 0.0)
         est, var = va - vb, sa * sa + sb * sb
+    if claim.get("interval") not in (None, "normal", "wilson"):
+        raise RobexError(f"claims: interval={claim.interval!r}: choose normal (the default) or wilson")
     half = Z * math.sqrt(var)
     low, high = est - half, est + half
     if test == "within":
@@ -191,6 +206,22 @@ def _cell(claim, rows, a: dict, b: dict | None, label: str, se_mode) -> Cell:
     else:
         verdict = _side(low, high, expect, float(claim.get("threshold", 0.0)))
     return Cell(label, est, low, high, verdict)
+
+
+def _rate_cell(claim, rows, a: dict, label: str, expect: str) -> Cell:
+    """A rate against its threshold with a Wilson interval: k = round(value x n) per row, seeds pooled."""
+    sel = _match(rows, a)
+    if sel.empty:
+        raise RobexError(f"claims: no row matches {a}")
+    if "seed" in sel.columns and len(sel) > sel["seed"].nunique():
+        raise RobexError(f"claims: {a} matches {len(sel)} rows that differ by more than the seed; narrow the selection")
+    values, ns = sel["value"].astype(float), sel["n"].astype(float)
+    if not ((values >= 0) & (values <= 1)).all() or not (ns > 0).all():
+        raise RobexError(f"claims: interval: wilson needs rates in [0, 1] with n > 0; {a} has "
+                         f"values {values.tolist()} and n {ns.tolist()}")
+    k, n = int(round(float((values * ns).sum()))), int(ns.sum())
+    low, high = wilson(k, n)
+    return Cell(label, k / n, low, high, _side(low, high, expect, float(claim.get("threshold", 0.0))))
 
 
 def _share_cells(claim, rows: pd.DataFrame) -> list[Cell]:

@@ -1,5 +1,5 @@
-"""RelEx: the figure drawn from per-job arrays (the Fig. 1 gallery). Curves and the table are layouts
-in the presets (robex/report/plot.py, robex/report/pivot.py)."""
+"""RelEx: the figure drawn from per-job arrays (the Fig. 1 gallery) and the budget note of the tables.
+Curves and the table are layouts in the presets (robex/report/plot.py, robex/report/pivot.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -17,6 +17,22 @@ def _image(a: np.ndarray) -> np.ndarray:
 def _mask(m: np.ndarray) -> np.ndarray:
     """A map as a 2-d mask: (C, H, W) masks are averaged over the channels."""
     return m.mean(0) if m.ndim == 3 else m
+
+
+def budget_note(rows: pd.DataFrame) -> str:
+    """The [0, 1] pixel equivalent of each normalised-unit budget (a table's ``{note}``): the mean over
+    images of the largest pixel change the attack made (the ``linf`` rows), per budget and model."""
+    lin = rows[(rows["metric"] == "linf") & rows["budget"].notna()] if len(rows) else rows
+    if not len(lin):
+        return ""
+    parts = []
+    for budget, g in sorted(lin.groupby("budget"), key=lambda kv: float(kv[0])):
+        per_defense = g.groupby("defense")["value"].mean() if "defense" in g else pd.Series(dtype=float)
+        low, high = per_defense.min(), per_defense.max()
+        span = f"{low:.4f}" if np.isclose(low, high, atol=5e-5) else f"{low:.4f}-{high:.4f}"
+        parts.append(f"{float(budget):g} -> {span}")
+    return ("In [0, 1] pixels, the largest change the attack made (mean over images) at each eps: "
+            + ", ".join(parts) + ". ")
 
 
 def render_relex_gallery(rows, paper: DictConfig, out_dir, arrays=None) -> pd.DataFrame:

@@ -78,3 +78,40 @@ def render_pointing_gallery(rows, paper: DictConfig, out_dir, arrays=None) -> pd
                     records.append(_pixels(img.astype(float), method=job["_explainer"], image=i, panel=panel))
     fig.suptitle(paper.title, fontsize=8)
     return save_figure(fig, out_dir, records)
+
+
+def render_attack_gallery(rows, paper: DictConfig, out_dir, arrays=None) -> pd.DataFrame:
+    """Fig. 5: for one image (``paper.sample``), per method (rows): the input, its map, the target
+    map, then for each attack setting (``paper.attacks``, in order) the perturbed image and its
+    manipulated map. ``figure.csv`` lists every plotted map pixel (method, attack, panel, row, col,
+    value)."""
+    sample = int(paper.get("sample", 0))
+    labels = _labels(paper)
+    attacks = OmegaConf.to_container(paper.attacks, resolve=True)
+    jobs = {(a["_explainer"], a["_attack"]): a for a in (arrays or []) if "maps_adv" in a}
+    methods = [m for m in labels if any((m, att) in jobs for att in attacks)]
+    if not methods:
+        raise ValueError("the attack gallery needs the jobs' arrays (task.keep_maps > 0)")
+    ncols = 3 + 2 * len(attacks)
+    fig, axes = plt.subplots(len(methods), ncols, figsize=(1.15 * ncols, 1.3 * len(methods)), squeeze=False)
+    records = []
+    for r, method in enumerate(methods):
+        first = next(jobs[(method, att)] for att in attacks if (method, att) in jobs)
+        top = r == 0
+        _show(axes[r, 0], first["inputs"][sample], "input" if top else "", "gray")
+        axes[r, 0].set_ylabel(labels[method], fontsize=7)
+        for c, (key, title) in enumerate((("maps", "clean map"), ("maps_target", "target map")), start=1):
+            _show(axes[r, c], first[key][sample], title if top else "", "hot")
+            records.append(_pixels(first[key][sample], method=method, attack="none", panel=key))
+        for a, att in enumerate(attacks):
+            ax_img, ax_map = axes[r, 3 + 2 * a], axes[r, 4 + 2 * a]
+            if (method, att) not in jobs:
+                ax_img.axis("off"), ax_map.axis("off")
+                continue
+            job = jobs[(method, att)]
+            name = str(paper.get("attack_labels", {}).get(att, att))
+            _show(ax_img, job["inputs_adv"][sample], f"{name}: x'" if top else "", "gray")
+            _show(ax_map, job["maps_adv"][sample], f"{name}: map" if top else "", "hot")
+            records.append(_pixels(job["maps_adv"][sample], method=method, attack=att, panel="maps_adv"))
+    fig.suptitle(paper.title, fontsize=8)
+    return save_figure(fig, out_dir, records)

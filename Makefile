@@ -34,8 +34,9 @@ data:
 	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist); \
 	else echo "FashionMNIST missing and no apt-get: put the four IDX files in a folder and pass dataset.root=<folder>"; exit 1; fi
 
+TEST_WORKERS ?= 2
 test: venv data
-	$(PY) -m pytest -q -m "not slow and not gpu"
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow and not gpu"
 
 test-slow: venv data
 	$(PY) -m pytest -q -m "slow"

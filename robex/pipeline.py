@@ -127,21 +127,23 @@ class Context:
         if epochs is None:
             epochs = self.data().default_epochs
         with self.cache.lock("models", key, f"training the baseline {self.cfg.model.name}"):
-            model, state = self._load_or_train(model, spec, key, epochs)
-        origin = "as built" if not epochs else f"cache entry models/{key}" if state is not None else "trained"
-        check_finite(model, f"baseline model {self.cfg.model.name} ({origin})")
+            model = self._load_or_train(model, spec, key, epochs)
         freeze(model)
         _MODEL_MEMO[key] = model
         return _copy_of(model)
 
     def _load_or_train(self, model, spec: dict, key: str, epochs):
-        """(model, the cached state or None): the cached weights, else ``model`` trained and saved."""
+        """``model`` as built, with the cached weights, or trained and saved; its parameters checked
+        finite once, whichever way it came (a diverged run is never cached)."""
+        name = self.cfg.model.name
         state = self.cache.load_state("models", key) if epochs else None
         if not epochs:
-            log.info("model %s used as built (pretrained weights or none): no training", self.cfg.model.name)
+            log.info("model %s used as built (pretrained weights or none): no training", name)
+            check_finite(model, f"baseline model {name} (as built)")
         elif state is not None:
             model.load_state_dict(state["state_dict"])
             log.info("baseline model: cached %s", key)
+            check_finite(model, f"baseline model {name} (cache entry models/{key})")
         else:
             data = self.data()
             t0 = time.perf_counter()
@@ -155,10 +157,10 @@ class Context:
             self.timings["train_s"] = time.perf_counter() - t0
             log.info("baseline model trained in %.1f s (best val accuracy %.4f)",
                      self.timings["train_s"], info["best_val_accuracy"])
-            check_finite(model, f"baseline model {self.cfg.model.name} (trained)")  # never cache a diverged run
+            check_finite(model, f"baseline model {name} (trained)")  # before saving: never cache a diverged run
             self.cache.save_state("models", key, {"state_dict": model.state_dict(),
                                                   "spec": str(spec)})
-        return model, state
+        return model
 
     def initial_model(self) -> torch.nn.Module:
         """The model as initialised before training (seeded like the baseline's training), the start

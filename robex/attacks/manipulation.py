@@ -8,7 +8,8 @@ the optimiser (robex/attacks/optimisers.py; ATEX's: ``step_size * g / max|g|``, 
 normalisation, ``g / ||g||_2`` under an L2 threat). After every step x is projected onto the
 threat's ball and [0, 1]; a step that changed the predicted label is retried, per sample, from the
 previous point with half the step (``on_label_change: halve``). The best label-preserving iterate
-(highest objective) is returned. All samples of a chunk move together; gradients of the heatmap
+(highest objective) is returned (``returns: best``), or the last one (``returns: last``, the ATEX
+authors' code). All samples of a chunk move together; gradients of the heatmap
 come from ``explainer.heatmap_with_pullback``.
 """
 from __future__ import annotations
@@ -93,9 +94,13 @@ class ExplanationManipulation(_StepAttack):
 
     def __init__(self, threat, objective, optimiser=None, name: str = "manip_untargeted", steps: int = 200,
                  batch_size: int = 64, seed: int = 0, show_progress: bool = True,
-                 surrogate_beta: float | None = 10.0, surrogate_beta_end: float | None = None):
+                 surrogate_beta: float | None = 10.0, surrogate_beta_end: float | None = None,
+                 returns: str = "best"):
         super().__init__(name, threat, steps, optimiser or NormalisedStep(0.02, "halve"), batch_size, seed,
                          show_progress, surrogate_beta, surrogate_beta_end)
+        if returns not in ("best", "last"):
+            raise RobexError(f"attack {name}: returns={returns!r}: choose best or last")
+        self.returns = returns
         if not isinstance(objective, MassObjective):
             raise RobexError(f"attack {name}: objective must be an explanation objective "
                              f"(robex.attacks.objectives), got {type(objective).__name__}")
@@ -119,6 +124,7 @@ class ExplanationManipulation(_StepAttack):
         mask = self.objective.state(h0, sl)
         obj0 = self.objective.value(h0, mask)
         best_x, best_obj = x0.clone(), obj0.clone()
+        last_x, last_obj = x0.clone(), obj0.clone()
         self.optimiser.start(x0, self.threat)
         x = x0.clone()
         for it in range(self.steps + 1):
@@ -129,19 +135,23 @@ class ExplanationManipulation(_StepAttack):
                 with torch.no_grad():
                     logits = model(x)
             ok = logits.argmax(1) == pred0
-            obj = self.objective.value(h, mask)
+            mask_now = self.objective.current(h, mask)
+            obj = self.objective.value(h, mask_now)
             better = ok & (obj > best_obj)
             best_x[better], best_obj[better] = x[better], obj[better]
+            last_x[ok], last_obj[ok] = x[ok], obj[ok]
             if it == self.steps:
                 break
             h_leaf = h.requires_grad_(True)
             with torch.enable_grad():
-                (v,) = torch.autograd.grad(self.objective.value(h_leaf, mask).sum(), h_leaf)
+                (v,) = torch.autograd.grad(self.objective.value(h_leaf, mask_now).sum(), h_leaf)
             grad = pullback(v)
             if it == 0:
                 check_gradient(grad, self.name, explainer.name)
             x = self.threat.project(self.optimiser.step(x, grad, ok), x0, self.scale)
             bar.update(len(x0))
+        if self.returns == "last":
+            best_x, best_obj = last_x, last_obj
         facts = {"linf": per_sample_max(best_x - x0), "objective_before": obj0,
                  "objective_after": best_obj}
         return AttackResult(best_x, facts)

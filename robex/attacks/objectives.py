@@ -5,7 +5,9 @@ attack's loop). An objective is built from config (``attack.objective``) and use
 - ``prepare(x, height, width)`` once per call: checks it fits the images and draws any per-image
   state for the whole batch (so a run with fewer images uses a subset of the same state);
 - ``state(h0, sl)`` per chunk of images ``sl``, from the clean maps h0 of the chunk;
-- ``value(h, state)``: one value per sample, which the attack tries to increase.
+- ``value(h, state)``: one value per sample, which the attack tries to increase;
+- ``current(h, state)`` per step: the state to use at the current map h (the clean state, unless
+  the objective follows the current map, as ``TopKSuppression(top_set="current")``).
 """
 from __future__ import annotations
 
@@ -48,21 +50,30 @@ class MassObjective:
     def state(self, h0: torch.Tensor, sl: slice) -> torch.Tensor:
         raise NotImplementedError
 
+    def current(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return mask
+
     def value(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         mass = (h.flatten(1) * mask).sum(1)
         return -mass if self.sign < 0 else mass
 
 
 class TopKSuppression(MassObjective):
-    """Untargeted (ATEX Sec. 2.1 / 4.2, Ghorbani et al.): lower the mass of the clean map's top-k
-    pixels, the set T fixed from the clean map: value = -sum_{t in T} h_t."""
+    """Untargeted (ATEX Sec. 2.1 / 4.2, Ghorbani et al.): lower the mass of the top-k pixels:
+    value = -sum_{t in T} h_t. ``top_set="clean"``: T is the clean map's top-k, fixed for the whole
+    attack (the paper's "in original samples", Ghorbani et al.); ``"current"``: T is the top-k of
+    the map at the current iterate, recomputed every step (the ATEX authors' code)."""
 
     sign = -1.0
     kind = "untargeted"
+    TOP_SETS = ("clean", "current")
 
-    def __init__(self, k: int | None = 50, fraction: float | None = None):
+    def __init__(self, k: int | None = 50, fraction: float | None = None, top_set: str = "clean"):
         if (k is None) == (fraction is None):
             raise RobexError("objective top-k: give k (pixels) or fraction (of the image's pixels), not both")
+        if top_set not in self.TOP_SETS:
+            raise RobexError(f"objective top_set={top_set!r}: choose one of {', '.join(self.TOP_SETS)}")
+        self.top_set = top_set
         self.fraction = None if fraction is None else float(fraction)
         self.k = None if k is None else int(k)
 
@@ -74,6 +85,9 @@ class TopKSuppression(MassObjective):
 
     def state(self, h0, sl):
         return topk_masks(h0, self.k)
+
+    def current(self, h, mask):
+        return mask if self.top_set == "clean" else topk_masks(h.detach(), self.k)
 
 
 class RegionAttention(MassObjective):

@@ -9,7 +9,9 @@ whether ``x`` kept its label. The attack decides which iterate it returns (best,
   L_inf: the ATEX authors' normalisation). A step that changed the label is either retried from
   the last accepted point with the same direction and half the step (``on_label_change: halve``,
   robex's explanation attack), or dropped with the next step taken from the last accepted point
-  (``reject``, the random control).
+  (``reject``, the random control), or undone for good (``keep``: the sample stays at its last
+  accepted point for the rest of the attack; the ATEX authors' code keeps x, and its next step,
+  from the same point and the same map, is the same rejected step again).
 - :class:`SignStep`: ``step_size * sign(g)`` (PGD, Ghorbani et al.'s top-k attack).
 - :class:`AdamStep`: torch's Adam on a perturbation model's parameters (Dombrowski et al.'s map
   attack; StAdv and ReColor steps).
@@ -26,7 +28,7 @@ def _view(x: torch.Tensor) -> tuple:
 
 
 class NormalisedStep:
-    RULES = ("halve", "reject")
+    RULES = ("halve", "reject", "keep")
 
     def __init__(self, step_size: float = 0.02, on_label_change: str = "halve"):
         if not step_size > 0:
@@ -47,6 +49,9 @@ class NormalisedStep:
         if self.on_label_change == "halve":  # a rejected sample retries its step, halved
             self.direction = torch.where(keep, new, self.direction)
             self.size = torch.where(ok, self.size, self.size * 0.5)
+        elif self.on_label_change == "keep":  # a rejected sample stops where it last kept its label
+            self.direction = new
+            self.size = torch.where(ok, self.size, torch.zeros_like(self.size))
         else:
             self.direction = new
         return self.base + self.size.view(_view(x)) * self.direction

@@ -1,0 +1,1 @@
+"""Yardsticks for `make bench`: re-implementations of the papers' reference procedures."""

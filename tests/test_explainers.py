@@ -18,13 +18,17 @@ def _double_backprop(model, x, y, v):
     return g.detach(), r
 
 
-@pytest.mark.parametrize("act", ["softplus", "relu"])
+@pytest.mark.parametrize("act", ["softplus", "relu", "relu_tanh"])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 def test_tape_gradient_and_pullback_equal_double_backprop(act, layout):
     torch.manual_seed(0)
     model = freeze(atex_cnn(image_size=12, channels=6, hidden=16, beta=5.0))
     if act == "relu":
         model = freeze(nn.Sequential(*[nn.ReLU() if type(m).__name__ == "BetaSoftplus" else m for m in model]))
+    if act == "relu_tanh":  # the ATEX authors' network: ReLU in the conv part, tanh after fc1
+        layers = [nn.ReLU() if type(m).__name__ == "BetaSoftplus" else m for m in model]
+        layers[-2] = nn.Tanh()
+        model = freeze(nn.Sequential(*layers))
     if layout == "channels_last":
         model = model.to(memory_format=torch.channels_last)
     x = torch.rand(5, 1, 12, 12)
@@ -56,7 +60,7 @@ def test_gradient_heatmap_pullback_matches_generic_double_backprop():
 
 
 def test_unsupported_models_fall_back_to_autograd():
-    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 3))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.GELU(), nn.Linear(8, 3))
     assert not sequential_tape.supports(model)
     x, y = torch.rand(3, 1, 4, 4), torch.tensor([0, 1, 2])
     h, logits, pb = Gradient().heatmap_with_pullback(model, x, y)

@@ -1,5 +1,5 @@
-"""Exact input gradients and their pullbacks for plain sequential ReLU/softplus networks, without
-double backprop.
+"""Exact input gradients and their pullbacks for plain sequential ReLU / softplus / tanh networks,
+without double backprop.
 
 An explanation attack on the gradient map phi(x) = d f_c / dx needs, every step, the pullback
 r = d <v, phi(x)> / dx (a Hessian-vector product). Autograd gets it by back-propagating through the
@@ -24,7 +24,7 @@ from robex.models.layers import BetaSoftplus
 
 _LINEAR_TYPES = (nn.Conv2d, nn.Linear, nn.Flatten, nn.MaxPool2d)
 _SKIP_TYPES = (nn.Dropout, nn.Identity)
-_ACT_TYPES = (BetaSoftplus, nn.Softplus, nn.ReLU)
+_ACT_TYPES = (BetaSoftplus, nn.Softplus, nn.ReLU, nn.Tanh)
 
 
 def _pool_ok(layer: nn.MaxPool2d) -> bool:
@@ -53,6 +53,10 @@ def _act_derivatives(layer: nn.Module, z: torch.Tensor):
     """(D, D') of an elementwise activation at z; D' is None where it is zero (ReLU)."""
     if isinstance(layer, nn.ReLU):
         return (z > 0).to(z.dtype), None
+    if isinstance(layer, nn.Tanh):  # the ATEX authors' fc activation
+        t = torch.tanh(z)
+        d = 1.0 - t * t
+        return d, -2.0 * t * d
     beta = float(layer.beta)
     d = torch.sigmoid(beta * z)  # above softplus's linear threshold sigmoid(20) = 1 - 2e-9
     return d, d * (1.0 - d) * beta

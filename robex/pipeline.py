@@ -452,26 +452,40 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     key = cache.key(spec)
     t0 = time.perf_counter()
     with cache.lock("jobs", key, "the same job"):
-        rows, arrays, reused, compute_s = _load_or_compute(cfg, cache, key, t0)
+        rows, arrays, reused, compute_s, stages = _load_or_compute(cfg, cache, key, t0)
     if arrays:  # figure data travels with the job's output
         atomic_write_npz(out / "arrays.npz", arrays)
     rows = finalize_rows(rows, cfg)
     write_metrics(rows, out / "metrics.csv")
     seconds = time.perf_counter() - t0
     atomic_write_text(out / "job.json", json.dumps({"key": key, "cached": reused, "seconds": seconds,
-                                                    "compute_s": compute_s}))
+                                                    "compute_s": compute_s, "stages_s": stages}))
     log.info("job done in %.1f s -> %s", seconds, out / "metrics.csv")
     return rows
 
 
+def stage_split(timings: dict, compute_s: float) -> dict:
+    """Where a computed job's time went: ``training`` (the baseline, when this job trained it), one
+    entry per defense (its stages this job built, summed), and ``task`` (explain / attack / measure:
+    the rest)."""
+    split = {"training": timings.get("train_s", 0.0)}
+    for name, seconds in timings.items():
+        if name != "train_s":
+            defense = name.rsplit("_stage", 1)[0]
+            split[defense] = split.get(defense, 0.0) + seconds
+    split["task"] = max(0.0, compute_s - sum(split.values()))
+    return split
+
+
 def _load_or_compute(cfg: DictConfig, cache: Cache, key: str, t0: float):
-    """(rows, arrays, reused, compute_s) of a job: the cached result, else computed and saved."""
+    """(rows, arrays, reused, compute_s, stages_s) of a job: the cached result, else computed and
+    saved; ``stages_s`` (see :func:`stage_split`) is empty for a reused result (nothing was spent)."""
     cached = cache.load_json("jobs", key)
     arrays = cache.load_arrays("jobs", key) if cached is not None and cached.get("has_arrays") else {}
     reused = cached is not None and arrays is not None
     if reused:
         rows = relabel(pd.DataFrame(cached["rows"]), cached.get("names"), job_names(cfg))
-        compute_s = cached.get("compute_s")
+        compute_s, stages = cached.get("compute_s"), {}
         log.info("job %s: cached result reused", key)
     else:
         seed_everything(int(cfg.seed))
@@ -481,12 +495,13 @@ def _load_or_compute(cfg: DictConfig, cache: Cache, key: str, t0: float):
         records, arrays = result if isinstance(result, tuple) else (result, {})
         rows = pd.DataFrame(records)
         compute_s = time.perf_counter() - t0  # includes training / defenses this job triggered
+        stages = stage_split(ctx.timings, compute_s)
         failpoint("job_result")
         if arrays:
             cache.save_arrays("jobs", key, arrays)
         cache.save_json("jobs", key, {"rows": rows.to_dict(orient="list"), "has_arrays": bool(arrays),
                                       "compute_s": compute_s, "names": job_names(cfg)})
-    return rows, arrays, reused, compute_s
+    return rows, arrays, reused, compute_s, stages
 
 
 def job_names(cfg: DictConfig) -> dict:

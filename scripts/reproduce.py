@@ -43,6 +43,8 @@ class JobReporter:
 
     def __init__(self, preset: str, folder: Path):
         self.preset, self.folder, self.seen = preset, folder, set()
+        self.stages: dict[str, float] = {}  # seconds per stage over the jobs computed (not reused)
+        self.job_seconds = 0.0
 
     def poll(self) -> None:
         import json
@@ -54,6 +56,9 @@ class JobReporter:
                 continue
             self.seen.add(path)
             job = json.loads(path.read_text())
+            self.job_seconds += job["seconds"]
+            for stage, seconds in (job.get("stages_s") or {}).items():
+                self.stages[stage] = self.stages.get(stage, 0.0) + seconds
             overrides_file = path.parent / ".hydra" / "overrides.yaml"
             overrides = OmegaConf.load(overrides_file) if overrides_file.exists() else []
             shown = " ".join(o for o in overrides if not o.startswith(("paper=", "paths.")))
@@ -61,7 +66,16 @@ class JobReporter:
                   f"{' (cached)' if job.get('cached') else ''}", flush=True)
 
 
-def run_preset(preset: str, extra: list[str]) -> tuple[int, str]:
+def time_split(totals: dict, wall: float) -> str:
+    """One line: where a run's wall time went, per stage, with the rest (process start, configs,
+    rendering, cache reads) as ``rendering and overhead``."""
+    spent = dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+    spent["rendering and overhead"] = max(0.0, wall - sum(totals.values()))
+    return ", ".join(f"{name} {seconds:.0f} s ({100 * seconds / max(wall, 1e-9):.0f}%)"
+                     for name, seconds in spent.items())
+
+
+def run_preset(preset: str, extra: list[str], totals: dict | None = None) -> tuple[int, str]:
     folder = sweep_dir(preset, extra)
     cmd = [sys.executable, "run.py", f"paper={preset}", *extra, f"hydra.sweep.dir={folder}"]
     env = dict(os.environ, PYTHONUNBUFFERED="1")  # errors as they happen
@@ -77,6 +91,9 @@ def run_preset(preset: str, extra: list[str]) -> tuple[int, str]:
             print(line.rstrip(), flush=True)
     proc.wait()
     reporter.poll()
+    if totals is not None:
+        for stage, seconds in reporter.stages.items():
+            totals[stage] = totals.get(stage, 0.0) + seconds
     if proc.returncode != 0 and not may_be_unavailable(preset):
         sys.stdout.write("".join(tail))
     return proc.returncode, error
@@ -88,10 +105,11 @@ def main(argv: list[str]) -> int:
         return 2
     paper, extra = argv[0], argv[1:]
     t0 = time.perf_counter()
+    totals: dict[str, float] = {}
     for i, preset in enumerate(PAPERS[paper], 1):
         t = time.perf_counter()
         print(f"[{i}/{len(PAPERS[paper])}] {preset} ...", flush=True)
-        rc, error = run_preset(preset, extra)
+        rc, error = run_preset(preset, extra, totals)
         status = "done" if rc == 0 else "FAILED"
         if rc != 0 and may_be_unavailable(preset) and error.startswith("robex error"):
             from robex.report.callback import render_unavailable_preset
@@ -105,8 +123,9 @@ def main(argv: list[str]) -> int:
     if (ROOT / "conf" / "claims" / f"{paper}.yaml").exists():  # the claims engine, on the results
         subprocess.run([sys.executable, "-m", "robex.report.claims", paper, results], cwd=ROOT, check=True)
     print(f"results index: {write_index(ROOT / results)}", flush=True)
-    print(f"{paper}: all presets done in {time.perf_counter() - t0:.0f} s "
-          f"({(time.perf_counter() - t0) / 60:.1f} min)", flush=True)
+    wall = time.perf_counter() - t0
+    print(f"{paper}: all presets done in {wall:.0f} s ({wall / 60:.1f} min)", flush=True)
+    print(f"where the time went: {time_split(totals, wall)}", flush=True)
     return 0
 
 

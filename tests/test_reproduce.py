@@ -48,6 +48,8 @@ def test_reproduce_atex_makes_every_artifact_and_resumes_from_cache(tmp_path, fa
     jobs = len(re.findall(r"^  \[atex_\w+\] job", first, re.M))
     assert jobs == 4 * 12 + 4 + 2 + 12
     assert "all presets done in" in first
+    split = re.search(r"^where the time went: (.*)$", first, re.M).group(1)
+    assert "training" in split and "atex" in split and "task" in split and "rendering and overhead" in split
 
     second = _reproduce(tmp_path, fashion_standin)
     done = re.findall(r"^  \[atex_\w+\] job.*$", second, re.M)

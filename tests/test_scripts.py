@@ -26,7 +26,8 @@ def test_bench_script_runs_and_its_ratios_match_its_throughputs(tmp_path):
     out = r.stdout
     for section in ("explanation attack", "ATEX fine-tuning", "map attack on vgg_small, agg_mean", "SmoothGrad (50",
                     "cascading randomisation", "training resnet_small", "RelEx, batched", "RelEx, every image",
-                    "smoothed attack Delta+StAdv+Recolor"):
+                    "smoothed attack Delta+StAdv+Recolor", "attack on the softplus atex_cnn",
+                    "attack on the authors' ReLU + tanh net", "of the matmul peak", "per student sample"):
         assert section in out
     checked = 0
     for line in out.splitlines():
@@ -46,3 +47,13 @@ def test_reproduce_script_names_the_papers_on_bad_input(tmp_path):
     assert r.returncode != 0
     assert "atex" in (r.stdout + r.stderr) and "aggmean" in (r.stdout + r.stderr)
     assert "Traceback" not in r.stderr
+
+
+def test_reproduce_time_split_accounts_for_the_whole_wall_time():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("reproduce_script", ROOT / "scripts" / "reproduce.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    line = mod.time_split({"task": 30.0, "training": 50.0}, wall=100.0)
+    assert line == "training 50 s (50%), task 30 s (30%), rendering and overhead 20 s (20%)"

@@ -204,3 +204,20 @@ def test_a_cached_job_reused_under_another_option_name_carries_that_name(tmp_pat
     assert set(first.explainer) == {"relex"} and set(again.explainer) == {"relex_100"}
     pd.testing.assert_series_equal(first.value, again.value)
     assert '"cached": true' in (tmp_path / "b" / "job.json").read_text()
+
+
+def test_job_json_says_where_a_computed_jobs_time_went(tmp_path, fashion_standin):
+    """Fresh cache: the job trains the baseline and the ATEX stage itself, so job.json splits its
+    compute time into training, atex and task, summing to it; the same job again reuses the result
+    and spent nothing on any stage."""
+    import json
+
+    overrides = ["threat.budget=0.08", "defense=atex", "attack=random"]
+    _job("atex_tab1", overrides, tmp_path / "a", fashion_standin, tmp_path / "cache")
+    job = json.loads((tmp_path / "a" / "job.json").read_text())
+    split = job["stages_s"]
+    assert set(split) == {"training", "atex", "task"} and min(split.values()) > 0
+    assert abs(sum(split.values()) - job["compute_s"]) < 1e-6
+    _job("atex_tab1", overrides, tmp_path / "b", fashion_standin, tmp_path / "cache")
+    again = json.loads((tmp_path / "b" / "job.json").read_text())
+    assert again["cached"] and again["stages_s"] == {}

@@ -15,12 +15,18 @@ within this one run (machines are noisy: compare ratios, not absolute numbers ac
   loss through a softplus(100) surrogate, Gradient maps) on vgg_small with 32x32 colour inputs:
   image-iterations / s at batch 1 and batch 64;
 - RelEx (50 noisy copies) on resnet_small: images / s batched over images x copies (one forward pass
-  per iteration for the whole batch) against a per-image loop (the authors' code's way).
+  per iteration for the whole batch) against a per-image loop (the authors' code's way);
+- side by side with the ATEX authors' procedure (robex/bench/authors_atex.py, robex's plain-torch
+  re-implementation of their attack step and fine-tuning step), timed interleaved on the same
+  weights and images: the paper's attack (attack=manip_untargeted_paper) on the softplus atex_cnn
+  and on the authors' ReLU + tanh network, with the FP32 matmul peak measured in the same run and
+  the fraction of it the attack reaches; ATEX fine-tuning per student sample and per seed.
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -70,7 +76,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--map-iterations", type=int, default=4)
     ap.add_argument("--skip", nargs="*", default=[],
-                    choices=["attack", "atex", "map", "smoothed", "smoothed_attacks", "relex"])
+                    choices=["attack", "atex", "map", "smoothed", "smoothed_attacks", "relex", "side"])
+    ap.add_argument("--only", nargs="*", default=None,
+                    choices=["attack", "atex", "map", "smoothed", "smoothed_attacks", "relex", "side"],
+                    help="run only these sections")
     args = ap.parse_args()
     device = torch.device("cpu")
     data = load_fashion_mnist()
@@ -79,18 +88,23 @@ def main() -> None:
     x, y = data.test_x[: args.images], data.test_y[: args.images]
     print(f"machine: {torch.get_num_threads()} torch threads, torch {torch.__version__}")
 
-    if "attack" not in args.skip:
+    def wanted(section):
+        return section not in args.skip and (args.only is None or section in args.only)
+
+    if wanted("attack"):
         bench_attack(args, model, x, y)
-    if "atex" not in args.skip:
+    if wanted("atex"):
         bench_atex(args, model, data)
-    if "map" not in args.skip:
+    if wanted("map"):
         bench_map_attack(args, data)
-    if "smoothed" not in args.skip:
+    if wanted("smoothed"):
         bench_smoothed(args)
-    if "smoothed_attacks" not in args.skip:
+    if wanted("smoothed_attacks"):
         bench_smoothed_attacks(args)
-    if "relex" not in args.skip:
+    if wanted("relex"):
         bench_relex(args)
+    if wanted("side"):
+        bench_side_by_side(args, model, data)
 
 
 def bench_attack(args, model, x, y) -> None:
@@ -260,6 +274,126 @@ def bench_relex(args) -> None:
           f"per-image loop {rate(n / t_loop)} -> {t_loop / t_default:.2f}x {setting}")
     print(f"RelEx, every image and copy in one pass: {rate(n / t_whole)} images/s; per-image loop "
           f"{rate(n / t_loop)} -> {t_loop / t_whole:.2f}x {setting}")
+
+def interleaved(fns: dict, rounds: int) -> dict:
+    """Seconds of each callable over ``rounds`` rounds, run in turn within each round (after one
+    warm-up round), so load changes hit every contender alike."""
+    for fn in fns.values():
+        fn()
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return times
+
+
+def min_median(ts: list) -> str:
+    return f"min {min(ts):.3f} s, median {statistics.median(ts):.3f} s"
+
+
+def matmul_peak(threads: int) -> float:
+    """FP32 GFLOP/s of a 1024 x 1024 matmul, best of 10, with this run's torch threads."""
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    t = best_time(lambda: a @ b, 10)
+    return 2 * 1024 ** 3 / t / 1e9
+
+
+def attack_flops(attack, model, x, y) -> float:
+    """FLOPs (convolutions and matmuls, as torch's FlopCounterMode counts them) of one attack
+    iteration per image: the difference between a 2-step and a 1-step run, over the images."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counts = []
+    for steps in (1, 2):
+        attack.steps = steps
+        with FlopCounterMode(display=False) as fc:
+            attack(model, Gradient(), x, y)
+        counts.append(fc.get_total_flops())
+    return (counts[1] - counts[0]) / len(x)
+
+
+def relu_tanh_atex_cnn(model):
+    """The authors' network: atex_cnn's layers with ReLU in the conv part and tanh after fc1."""
+    layers = [torch.nn.ReLU() if type(m).__name__ == "BetaSoftplus" else m for m in copy.deepcopy(model)]
+    layers[-2] = torch.nn.Tanh()
+    return freeze(torch.nn.Sequential(*layers))
+
+
+def bench_side_by_side(args, model, data) -> None:
+    from robex.bench.authors_atex import authors_atex_batch, authors_untargeted_attack
+    from robex.attacks.optimisers import NormalisedStep
+
+    n, steps, eps = min(args.images, 200), args.steps, 0.08
+    x, y = data.test_x[:n], data.test_y[:n]
+    peak = matmul_peak(torch.get_num_threads())
+    print(f"side by side with the ATEX authors' procedure (robex/bench/authors_atex.py), {n} images x "
+          f"{steps} steps, eps {eps}, {args.repeats} interleaved rounds; FP32 matmul peak {peak:.1f} GFLOP/s")
+
+    def paper_attack(batch):
+        return ExplanationManipulation(threat=Threat(budget=eps), objective=TopKSuppression(k=50, top_set="current"),
+                                       optimiser=NormalisedStep(0.02, "keep"), returns="last", steps=steps,
+                                       batch_size=batch, surrogate_beta=None, show_progress=False)
+
+    for label, net in (("softplus atex_cnn", model), ("authors' ReLU + tanh net", relu_tanh_atex_cnn(model))):
+        ours = {b: paper_attack(b) for b in (64, 100)}
+        times = interleaved({
+            "robex batch 64": lambda: ours[64](net, Gradient(), x, y),
+            "robex batch 100": lambda: ours[100](net, Gradient(), x, y),
+            "authors batch 100": lambda: authors_untargeted_attack(net, x, y, eps, steps, broadcast_bug=True),
+            "authors batch 100, broadcast fixed": lambda: authors_untargeted_attack(net, x, y, eps, steps),
+        }, args.repeats)
+        flops = attack_flops(paper_attack(64), net, x[:64], y[:64])
+        its = {name: n * steps / min(ts) for name, ts in times.items()}
+        ref = its["authors batch 100"]
+        for ours_name in ("robex batch 64", "robex batch 100"):
+            print(f"  attack on the {label}, image-iterations/s: robex ({ours_name[6:]}) {rate(its[ours_name])}; "
+                  f"authors' code (batch 100) {rate(ref)} -> {its[ours_name] / ref:.2f}x")
+        fixed = its["authors batch 100, broadcast fixed"]
+        print(f"  attack on the {label}, image-iterations/s: robex (batch 64) {rate(its['robex batch 64'])}; "
+              f"authors' code with its top-k broadcasting fixed {rate(fixed)} -> {its['robex batch 64'] / fixed:.2f}x")
+        achieved = flops * its["robex batch 64"] / 1e9
+        print(f"    robex batch 64 reaches {achieved:.1f} GFLOP/s = {100 * achieved / peak:.0f}% of the matmul peak "
+              f"({flops / 1e6:.1f} MFLOP per image-iteration); times: "
+              + "; ".join(f"{name} {min_median(ts)}" for name, ts in times.items()))
+
+    seeds = min(args.seeds, 500)
+    sub = copy.copy(data)
+    sub.train_x, sub.train_y = data.train_x[:seeds], data.train_y[:seeds]
+    atex = ATEX(delta=eps, delta_scale=4.0, n_along=2, n_perp=8, show_progress=False)
+
+    def student():
+        s = copy.deepcopy(model)
+        for p in s.parameters():
+            p.requires_grad_(True)
+        return s
+
+    def robex_stage():
+        atex._directions.clear()  # the teacher SmoothGrad is part of robex's cost per seed
+        atex.apply_stage(1, model, student(), sub)
+
+    counted = {}
+
+    def authors_pass():
+        s = student()
+        opt = torch.optim.Adam(s.parameters(), lr=1.5e-3)
+        gen = torch.Generator().manual_seed(0)
+        counted["n"] = sum(authors_atex_batch(model, s, opt, sub.train_x[i:i + 100], sub.train_y[i:i + 100], eps,
+                                              generator=gen) for i in range(0, seeds, 100))
+
+    times = interleaved({"robex": robex_stage, "authors": authors_pass}, args.repeats)
+    t_r, t_a = min(times["robex"]), min(times["authors"])
+    ours_n = seeds * (1 + atex.n_along * atex.n_perp)
+    per_sample = (ours_n / t_r) / (counted["n"] / t_a)
+    print(f"  ATEX fine-tuning, student samples/s: robex {rate(ours_n / t_r)}; authors' code "
+          f"{rate(counted['n'] / t_a)} -> {per_sample:.2f}x per student sample")
+    print(f"  ATEX fine-tuning, seeds/s: robex {rate(seeds / t_r)}; authors' code {rate(seeds / t_a)} "
+          f"-> {t_a / t_r:.2f}x per seed")
+    print(f"    ({seeds} seeds; robex: 1 step on 17 student samples per seed, teacher SmoothGrad included, "
+          f"{min_median(times['robex'])}; authors' code: 10 SmoothGrad copies + 4 steps x 16 samples per seed, "
+          f"{min_median(times['authors'])})")
+
 
 if __name__ == "__main__":
     main()

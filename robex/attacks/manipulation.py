@@ -9,10 +9,14 @@ normalisation, ``g / ||g||_2`` under an L2 threat). After every step x is projec
 threat's ball and [0, 1]; a step that changed the predicted label is retried, per sample, from the
 previous point with half the step (``on_label_change: halve``). The best label-preserving iterate
 (highest objective) is returned (``returns: best``), or the last one (``returns: last``, the ATEX
-authors' code). All samples of a chunk move together; gradients of the heatmap
+authors' code). The objective is computed on the explainer's normalised map, or on the map under
+another normaliser given as ``normalise`` (the authors' code attacks the unscaled |gradient|:
+``robex.normalisers.AbsChannelSum``); the metrics compare maps scale-free either way. All samples of a chunk move together; gradients of the heatmap
 come from ``explainer.heatmap_with_pullback``.
 """
 from __future__ import annotations
+
+import copy
 
 import torch
 
@@ -95,12 +99,13 @@ class ExplanationManipulation(_StepAttack):
     def __init__(self, threat, objective, optimiser=None, name: str = "manip_untargeted", steps: int = 200,
                  batch_size: int = 64, seed: int = 0, show_progress: bool = True,
                  surrogate_beta: float | None = 10.0, surrogate_beta_end: float | None = None,
-                 returns: str = "best"):
+                 returns: str = "best", normalise=None):
         super().__init__(name, threat, steps, optimiser or NormalisedStep(0.02, "halve"), batch_size, seed,
                          show_progress, surrogate_beta, surrogate_beta_end)
         if returns not in ("best", "last"):
             raise RobexError(f"attack {name}: returns={returns!r}: choose best or last")
         self.returns = returns
+        self.normalise = normalise
         if not isinstance(objective, MassObjective):
             raise RobexError(f"attack {name}: objective must be an explanation objective "
                              f"(robex.attacks.objectives), got {type(objective).__name__}")
@@ -112,6 +117,9 @@ class ExplanationManipulation(_StepAttack):
         self.objective.prepare(x, *x.shape[-2:])
 
     def _attack_chunk(self, model, explainer, x0, target, sl, bar) -> AttackResult:
+        if self.normalise is not None:  # the objective's map: the explainer under another normaliser
+            explainer = copy.copy(explainer)
+            explainer.normalise = self.normalise
         x0 = x0.detach()
         net, surrogate = self.net, self.handle is not None
         if surrogate:

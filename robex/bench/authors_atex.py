@@ -11,8 +11,9 @@ the two positions {x - d, x} along it (d scaled to max |entry| = 4 eps), 8 perpe
 position with u ~ U(-4 eps, 4 eps), the KL loss to the teacher at temperature 4, and 4 Adam steps
 per batch. One of the code's defects is an option, off by default: the top-k objective's
 broadcasting (each image masked with every image's threshold, a B x B x H x W product). Its
-projection's sign bug is not reproduced (robex and this reference both project exactly); the map is
-normalised to sum one (the paper's Sec. 2.1, as robex's).
+projection's sign bug is not reproduced (robex and this reference both project exactly). The
+objective is the mass on the unscaled |gradient| (the code), or on the map normalised to sum one
+(``normalised_map=True``: the paper's Sec. 2.1, robex's own attacks).
 """
 from __future__ import annotations
 
@@ -20,13 +21,14 @@ import torch
 import torch.nn.functional as F
 
 
-def normalised_abs_gradient(model, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(|d logit_y / dx| / its L1 norm per image, flattened to (B, H*W) with channels summed; logits),
-    differentiable in x (create_graph)."""
+def abs_gradient(model, x: torch.Tensor, y: torch.Tensor, normalised: bool = False
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(|d logit_y / dx| with channels summed, flattened to (B, H*W), divided by its L1 norm per
+    image when ``normalised``; logits), differentiable in x (create_graph)."""
     logits = model(x)
     (g,) = torch.autograd.grad(logits.gather(1, y.view(-1, 1)).sum(), x, create_graph=True)
     a = g.abs().sum(1).flatten(1)
-    return a / a.sum(1, keepdim=True).clamp_min(1e-12), logits
+    return (a / a.sum(1, keepdim=True).clamp_min(1e-12) if normalised else a), logits
 
 
 def topk_mass(h: torch.Tensor, k: int, broadcast_bug: bool = False) -> torch.Tensor:
@@ -40,7 +42,7 @@ def topk_mass(h: torch.Tensor, k: int, broadcast_bug: bool = False) -> torch.Ten
 
 def authors_untargeted_attack(model, x0: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 200,
                               k: int = 50, step_size: float = 0.02, batch_size: int = 100,
-                              broadcast_bug: bool = False) -> torch.Tensor:
+                              broadcast_bug: bool = False, normalised_map: bool = False) -> torch.Tensor:
     """The authors' untargeted top-k attack (see the module docstring); returns the last iterates."""
     out = []
     for start in range(0, len(x0), batch_size):
@@ -50,7 +52,7 @@ def authors_untargeted_attack(model, x0: torch.Tensor, y: torch.Tensor, eps: flo
         x = xb0.clone()
         for _ in range(steps):
             xr = x.clone().requires_grad_(True)
-            h, _ = normalised_abs_gradient(model, xr, yb)
+            h, _ = abs_gradient(model, xr, yb, normalised_map)
             (g,) = torch.autograd.grad(-topk_mass(h, k, broadcast_bug), xr)
             scale = g.flatten(1).abs().amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
             with torch.no_grad():

@@ -35,7 +35,7 @@ def tiny_tab1(tmp_path_factory, fashion_standin):
 def test_tiny_sweep_writes_the_schema(tiny_tab1):
     tmp, first, _ = tiny_tab1
     files = sorted((tmp / "sweep").glob("*/metrics.csv"))
-    assert len(files) == 12  # 3 budgets x 2 defenses x (attack + control)
+    assert len(files) == 18  # 3 budgets x 2 defenses x (authors' attack + robex's strong attack + control)
     for f in files:
         rows = pd.read_csv(f)
         assert list(rows.columns) == COLUMNS
@@ -62,7 +62,7 @@ def test_rerun_recomputes_nothing(tiny_tab1, fashion_standin):
     tmp, _, t_first = tiny_tab1
     second, t_second = _run_preset("atex_tab1", tmp, fashion_standin)
     log = second.stdout + second.stderr
-    assert log.count("cached result reused") == 12
+    assert log.count("cached result reused") == 18
     assert "trained in" not in log and "stage 1 done" not in log
 
 

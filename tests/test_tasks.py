@@ -207,8 +207,8 @@ def test_a_cached_job_reused_under_another_option_name_carries_that_name(tmp_pat
 
 
 def test_job_json_says_where_a_computed_jobs_time_went(tmp_path, fashion_standin):
-    """Fresh cache: the job trains the baseline and the ATEX stage itself, so job.json splits its
-    compute time into training, atex and task, summing to it; the same job again reuses the result
+    """Fresh cache: the job builds the ATEX stage itself, so job.json splits its compute time into
+    training (the baseline, if this job trained it), atex and task, summing to it; the same job again reuses the result
     and spent nothing on any stage."""
     import json
 
@@ -216,7 +216,7 @@ def test_job_json_says_where_a_computed_jobs_time_went(tmp_path, fashion_standin
     _job("atex_tab1", overrides, tmp_path / "a", fashion_standin, tmp_path / "cache")
     job = json.loads((tmp_path / "a" / "job.json").read_text())
     split = job["stages_s"]
-    assert set(split) == {"training", "atex", "task"} and min(split.values()) > 0
+    assert set(split) == {"training", "atex", "task"} and split["atex"] > 0 and split["task"] > 0
     assert abs(sum(split.values()) - job["compute_s"]) < 1e-6
     _job("atex_tab1", overrides, tmp_path / "b", fashion_standin, tmp_path / "cache")
     again = json.loads((tmp_path / "b" / "job.json").read_text())

@@ -69,7 +69,7 @@ class Context:
     cfg: DictConfig
     device: torch.device
     cache: Cache
-    timings: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)  # seconds: "training", then one entry per defense
     _attack: Any = None
 
     # -- names written into every CSV row -----------------------------------------------------
@@ -154,9 +154,9 @@ class Context:
                        generator=torch.Generator().manual_seed(int(self.cfg.seed)),
                        validation=(data.val_x, data.val_y), desc="train epoch",
                        show_progress=self.cfg.progress)
-            self.timings["train_s"] = time.perf_counter() - t0
+            self.timings["training"] = time.perf_counter() - t0
             log.info("baseline model trained in %.1f s (best val accuracy %.4f)",
-                     self.timings["train_s"], info["best_val_accuracy"])
+                     self.timings["training"], info["best_val_accuracy"])
             check_finite(model, f"baseline model {name} (trained)")  # before saving: never cache a diverged run
             self.cache.save_state("models", key, {"state_dict": model.state_dict(),
                                                   "spec": str(spec)})
@@ -230,7 +230,7 @@ class Context:
             t0 = time.perf_counter()
             info = defense.apply_stage(stages, start(), model, self.data())
             dt = time.perf_counter() - t0
-            self.timings[f"{defense.name}_stage{stages}_s"] = dt
+            self.timings[defense.name] = self.timings.get(defense.name, 0.0) + dt
             log.info("%s stage %d done in %.1f s (%s)", defense.name, stages, dt, info)
             self.cache.save_state("defended", key, {"state_dict": model.state_dict(), "spec": str(spec)})
         return model
@@ -466,13 +466,9 @@ def run(cfg: DictConfig) -> pd.DataFrame:
 
 def stage_split(timings: dict, compute_s: float) -> dict:
     """Where a computed job's time went: ``training`` (the baseline, when this job trained it), one
-    entry per defense (its stages this job built, summed), and ``task`` (explain / attack / measure:
-    the rest)."""
-    split = {"training": timings.get("train_s", 0.0)}
-    for name, seconds in timings.items():
-        if name != "train_s":
-            defense = name.rsplit("_stage", 1)[0]
-            split[defense] = split.get(defense, 0.0) + seconds
+    entry per defense (the seconds of its stages this job built, as ``Context`` sums them), and
+    ``task`` (explain / attack / measure: the rest)."""
+    split = {"training": 0.0, **timings}
     split["task"] = max(0.0, compute_s - sum(split.values()))
     return split
 

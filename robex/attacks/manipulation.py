@@ -11,8 +11,8 @@ previous point with half the step (``on_label_change: halve``). The best label-p
 (highest objective) is returned (``returns: best``), or the last one (``returns: last``, the ATEX
 authors' code). The objective is computed on the explainer's normalised map, or on the map under
 another normaliser given as ``normalise`` (the authors' code attacks the unscaled |gradient|:
-``robex.normalisers.AbsChannelSum``); the metrics compare maps scale-free either way. All samples of a chunk move together; gradients of the heatmap
-come from ``explainer.heatmap_with_pullback``.
+``robex.normalisers.AbsChannelSum``); the metrics compare maps scale-free either way. All samples
+of a chunk move together; gradients of the heatmap come from ``explainer.heatmap_with_pullback``.
 """
 from __future__ import annotations
 
@@ -131,8 +131,7 @@ class ExplanationManipulation(_StepAttack):
         pred0 = logits0.argmax(1)
         mask = self.objective.state(h0, sl)
         obj0 = self.objective.value(h0, mask)
-        best_x, best_obj = x0.clone(), obj0.clone()
-        last_x, last_obj = x0.clone(), obj0.clone()
+        best_x, best_obj = x0.clone(), obj0.clone()  # the iterate returned (best or last)
         self.optimiser.start(x0, self.threat)
         x = x0.clone()
         for it in range(self.steps + 1):
@@ -145,9 +144,8 @@ class ExplanationManipulation(_StepAttack):
             ok = logits.argmax(1) == pred0
             mask_now = self.objective.current(h, mask)
             obj = self.objective.value(h, mask_now)
-            better = ok & (obj > best_obj)
-            best_x[better], best_obj[better] = x[better], obj[better]
-            last_x[ok], last_obj[ok] = x[ok], obj[ok]
+            take = ok & (obj > best_obj) if self.returns == "best" else ok
+            best_x[take], best_obj[take] = x[take], obj[take]
             if it == self.steps:
                 break
             h_leaf = h.requires_grad_(True)
@@ -158,8 +156,6 @@ class ExplanationManipulation(_StepAttack):
                 check_gradient(grad, self.name, explainer.name)
             x = self.threat.project(self.optimiser.step(x, grad, ok), x0, self.scale)
             bar.update(len(x0))
-        if self.returns == "last":
-            best_x, best_obj = last_x, last_obj
         facts = {"linf": per_sample_max(best_x - x0), "objective_before": obj0,
                  "objective_after": best_obj}
         return AttackResult(best_x, facts)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -459,7 +460,8 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     write_metrics(rows, out / "metrics.csv")
     seconds = time.perf_counter() - t0
     atomic_write_text(out / "job.json", json.dumps({"key": key, "cached": reused, "seconds": seconds,
-                                                    "compute_s": compute_s, "stages_s": stages}))
+                                                    "compute_s": compute_s, "stages_s": stages,
+                                                    "threads": torch.get_num_threads(), "pid": os.getpid()}))
     log.info("job done in %.1f s -> %s", seconds, out / "metrics.csv")
     return rows
 

@@ -1,6 +1,7 @@
 """`python run.py paper=atex_tab1 debug=tiny` on a generated FashionMNIST stand-in: every job writes
 the documented schema, the sweep renders its table, and a re-run recomputes nothing."""
 import os
+import re
 import subprocess
 import sys
 import time
@@ -55,7 +56,21 @@ def test_tiny_sweep_renders_the_table_beside_the_paper(tiny_tab1):
     assert "0.766 /" in md  # the paper's rank correlation for ATEX at eps 0.02, beside robex's
     table = pd.read_csv(out / "table.csv")
     assert table["robex"].notna().all()
-    assert (out / "run.md").read_text().count("wall time") == 1
+    run_md = (out / "run.md").read_text()
+    assert run_md.count("wall time") == 1
+    assert re.search(r"- jobs: torch on \d+ threads? per job, 1 worker process\n", run_md)  # the basic launcher
+
+
+def test_run_md_counts_the_worker_processes_and_their_threads():
+    """A parallel launcher's jobs run single-threaded in several processes: run.md says so, not the
+    rendering process's thread count; cached jobs do not count."""
+    from robex.report.callback import job_processes
+
+    jobs = [{"threads": 1, "pid": 11}, {"threads": 1, "pid": 12}, {"threads": 1, "pid": 11},
+            {"threads": 8, "pid": 13, "cached": True}]
+    assert job_processes(jobs) == "torch on 1 thread per job, 2 worker processes"
+    assert job_processes([{"threads": 2, "pid": 5}]) == "torch on 2 threads per job, 1 worker process"
+    assert job_processes([{"threads": 2, "pid": 5, "cached": True}]).startswith("none computed")
 
 
 def test_rerun_recomputes_nothing(tiny_tab1, fashion_standin):

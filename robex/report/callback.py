@@ -35,7 +35,20 @@ def machine_description() -> str:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return (f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cores, "
-            f"torch {torch.__version__} ({torch.get_num_threads()} threads), {gpu}")
+            f"torch {torch.__version__}, {gpu}")
+
+
+def job_processes(jobs: list[dict]) -> str:
+    """How the computed jobs ran: torch's thread count in each job and the number of worker
+    processes (a parallel launcher runs several single-threaded workers, not one process with all
+    the cores)."""
+    ran = [j for j in jobs if not j.get("cached") and j.get("threads")]
+    if not ran:
+        return "none computed in this sweep (all reused from the cache)"
+    threads = sorted({int(j["threads"]) for j in ran})
+    workers = len({j.get("pid") for j in ran})
+    return (f"torch on {'/'.join(map(str, threads))} thread{'s' if threads != [1] else ''} per job, "
+            f"{workers} worker process{'es' if workers != 1 else ''}")
 
 
 def provenance(paper: DictConfig, seed: int, wall_s: float, jobs: list[dict], previous: str | None) -> str:
@@ -50,6 +63,7 @@ def provenance(paper: DictConfig, seed: int, wall_s: float, jobs: list[dict], pr
     known = [j["compute_s"] for j in jobs if j.get("compute_s") is not None]
     return (f"# {paper.name}: how this was made\n\n"
             f"- command: `{command}`\n- seed: {seed}\n- machine: {machine_description()}\n"
+            f"- jobs: {job_processes(jobs)}\n"
             f"- wall time of the sweep: {wall_s:.0f} s ({len(jobs)} jobs, {n_cached} of them reused from "
             f"the cache of earlier presets or runs)\n"
             f"- compute time of its jobs when first computed: {sum(known):.0f} s (sum over {len(known)} jobs; "

@@ -82,7 +82,7 @@ class RelEx(Explainer):
 
     def __init__(self, name: str = "relex", iterations: int = 50, n_noise: int = 50, sigma: float = 0.1,
                  lambda1: float = 1e-4, lambda2: float = 1.0, lr: float = 0.1, momentum: float = 0.99,
-                 init_max: float = 0.01, fill="auto", seed: int = 0, max_batch: int = 400, normalise=None):
+                 init_max: float = 0.01, fill="auto", seed: int = 0, max_batch: int = 100, normalise=None):
         super().__init__(name, normalise)
         if int(iterations) < 1:
             raise RobexError(f"{name} iterations={iterations} must be >= 1")

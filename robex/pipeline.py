@@ -22,6 +22,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from robex.attacks.base import AttackResult
 from robex.cache import Cache
 from robex.data.identity import data_identity
 from robex.errors import RobexError, user_error
@@ -257,6 +258,38 @@ class Context:
             self.cache.save_state("maps", key, {"raw": raw.cpu(), "spec": str(spec)})
         return raw
 
+    def attack_result(self, attack, fooled, fooled_cfg, model, x: torch.Tensor, target: torch.Tensor,
+                      images: str, target_kind: str, **kwargs):
+        """The job attack's :class:`~robex.attacks.base.AttackResult` on ``x`` (the images that
+        ``images`` names, e.g. ``first n_eval``) for the classes ``target`` (chosen by ``target_kind``),
+        cached (``attacks/``) across jobs that differ only in the explainer they score: an attack on
+        the prediction (PGD) reads no explainer, and a transfer attack reads only the one it fools
+        (``fooled``, built from ``fooled_cfg``). So a sweep that scores five explainers on one attack
+        (RelEx Fig. 4, an eps sweep of Table 1) attacks once per model and eps. ``kwargs`` (a
+        targeted attack's ``h_target``) must follow from the same spec. Not cached for a fooled
+        explainer that draws from torch's global generator (``seed: null``), nor for ``attack=none``."""
+        on_explanation = getattr(attack, "on_explanation", False)
+        if getattr(attack, "name", "none") == "none" or (
+                on_explanation and fooled.stochastic and getattr(fooled, "seed", None) is None):
+            return attack(model, fooled, x, target, **kwargs)
+        spec = {"train": train_spec(self.cfg), "defense": _spec(self.cfg.defense), "attack": _spec(self.cfg.attack),
+                "fooled": _spec(fooled_cfg) if on_explanation else None, "n_eval": self.cfg.n_eval,
+                "images": images, "seed": int(self.cfg.seed), "target": target_kind,
+                "targeted_inputs": sorted(kwargs), "attacks_version": ATTACKS_VERSION}
+        key = self.cache.key(spec)
+        with self.cache.lock("attacks", key, f"the {attack.name} attack"):
+            state = self.cache.load_state("attacks", key)
+            if state is not None and state["x_adv"].shape == x.shape:
+                log.info("attack %s: cached %s", attack.name, key)
+                return AttackResult(state["x_adv"].to(x.device), dict(state["facts"]))
+            t0 = time.perf_counter()
+            result = attack(model, fooled, x, target, **kwargs)
+            self.timings["attack"] = self.timings.get("attack", 0.0) + time.perf_counter() - t0
+            self.cache.save_state("attacks", key, {"x_adv": result.x_adv.detach().cpu(),
+                                                   "facts": {k: v.detach().cpu() for k, v in result.facts.items()},
+                                                   "spec": str(spec)})
+        return result
+
     def test_accuracy(self, model) -> float:
         data = self.data()
         limit = self.cfg.get("accuracy_limit")
@@ -341,6 +374,7 @@ def job_spec(cfg: DictConfig) -> dict:
 
 _ABSENT = object()
 MAPS_VERSION = 1  # the layout of cached clean attributions (maps/): bump when it changes
+ATTACKS_VERSION = 1  # the layout of cached attack results (attacks/): bump when it changes
 
 
 def apply_debug(cfg: DictConfig) -> None:
@@ -468,8 +502,9 @@ def run(cfg: DictConfig) -> pd.DataFrame:
 
 def stage_split(timings: dict, compute_s: float) -> dict:
     """Where a computed job's time went: ``training`` (the baseline, when this job trained it), one
-    entry per defense (the seconds of its stages this job built, as ``Context`` sums them), and
-    ``task`` (explain / attack / measure: the rest)."""
+    entry per defense (the seconds of its stages this job built, as ``Context`` sums them),
+    ``attack`` (an attack this job computed through :meth:`Context.attack_result`; absent when it
+    came from the cache or the task attacks on its own) and ``task`` (explain / measure: the rest)."""
     split = {"training": 0.0, **timings}
     split["task"] = max(0.0, compute_s - sum(split.values()))
     return split

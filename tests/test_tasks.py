@@ -208,7 +208,7 @@ def test_a_cached_job_reused_under_another_option_name_carries_that_name(tmp_pat
 
 def test_job_json_says_where_a_computed_jobs_time_went(tmp_path, fashion_standin):
     """Fresh cache: the job builds the ATEX stage itself, so job.json splits its compute time into
-    training (the baseline, if this job trained it), atex and task, summing to it; the same job again reuses the result
+    training (the baseline, if this job trained it), atex, attack and task, summing to it; the same job again reuses the result
     and spent nothing on any stage."""
     import json
 
@@ -216,8 +216,36 @@ def test_job_json_says_where_a_computed_jobs_time_went(tmp_path, fashion_standin
     _job("atex_tab1", overrides, tmp_path / "a", fashion_standin, tmp_path / "cache")
     job = json.loads((tmp_path / "a" / "job.json").read_text())
     split = job["stages_s"]
-    assert set(split) == {"training", "atex", "task"} and split["atex"] > 0 and split["task"] > 0
+    assert set(split) == {"training", "atex", "attack", "task"} and split["atex"] > 0 and split["task"] > 0
+    assert split["attack"] > 0
     assert abs(sum(split.values()) - job["compute_s"]) < 1e-6
     _job("atex_tab1", overrides, tmp_path / "b", fashion_standin, tmp_path / "cache")
     again = json.loads((tmp_path / "b" / "job.json").read_text())
     assert again["cached"] and again["stages_s"] == {}
+
+
+def test_a_transfer_attack_is_computed_once_for_all_the_explainers_it_scores(tmp_path, fashion_standin, cache_dir):
+    """A sweep that scores several explainers on one transfer attack (RelEx Fig. 4) attacks once: the
+    second explainer's job reuses the attack (no ``attack`` stage in its job.json) and gets exactly
+    the rows it gets when it computes the attack itself; another fooled explainer is another attack."""
+    import json
+    import shutil
+
+    fresh_cache = tmp_path / "fresh"
+    shutil.copytree(cache_dir / "models", fresh_cache / "models")  # the same trained model, no attacks
+
+    def job(scored, fooled, folder, cache):
+        rows, _ = _job("atex_tab1", ["threat.budget=0.06", "defense=none", "attack=manip_untargeted",
+                                     f"explainer={scored}", f"+explainer@task.attack_explainer={fooled}"],
+                       tmp_path / folder, fashion_standin, cache)
+        return rows.drop(columns=["run_name"]), json.loads((tmp_path / folder / "job.json").read_text())
+
+    _, first = job("gradient_x_input", "gradient", "a", cache_dir)
+    reused_rows, reused = job("integrated_gradients", "gradient", "b", cache_dir)
+    fresh_rows, fresh = job("integrated_gradients", "gradient", "c", fresh_cache)
+    assert first["stages_s"]["attack"] > 0 and fresh["stages_s"]["attack"] > 0
+    assert "attack" not in reused["stages_s"] and not reused["cached"]
+    pd.testing.assert_frame_equal(reused_rows, fresh_rows)
+    assert _values(reused_rows, "linf").value.iloc[0] > 0
+    _, other = job("integrated_gradients", "gradient_x_input", "d", cache_dir)
+    assert other["stages_s"]["attack"] > 0

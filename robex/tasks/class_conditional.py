@@ -42,7 +42,9 @@ class ClassConditionalTask:
         attack = ctx.attack()
         x, y = self._images(ctx)
         clean_pred = explanation_target(model, x, y, "prediction")
-        x_adv = attack(model, explainer, x, clean_pred).x_adv
+        images = "first n_eval" if self.image_class is None else f"first n_eval of class {self.image_class}"
+        x_adv = ctx.attack_result(attack, explainer, ctx.cfg.explainer, model, x, clean_pred, images=images,
+                                  target_kind="prediction").x_adv
         with torch.no_grad():
             n_classes = model(x[:1]).shape[1]
         rows = []

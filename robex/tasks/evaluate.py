@@ -3,7 +3,8 @@
 For the job's (defended) model: its clean test accuracy; then, on the first ``n_eval`` test images,
 the explainer's map of x (class: the true ``label`` or the model's ``prediction``; its raw
 attribution cached across jobs by :meth:`robex.pipeline.Context.clean_attribution`), the attack
-(``attack=none`` leaves x unchanged), the map of the attacked x', and every metric of ``metrics``
+(``attack=none`` leaves x unchanged; its result cached across jobs that score other explainers on
+the same attack, :meth:`robex.pipeline.Context.attack_result`), the map of the attacked x', and every metric of ``metrics``
 (a dict name -> metric config, see :mod:`robex.metrics.base`):
 
 - ``pair`` metrics compare the clean and the attacked map (row ``<name>``);
@@ -91,7 +92,10 @@ class EvaluateTask:
         if targets is not None:
             h_target_fooled = fooled(model, *targets)
             h_target = h_target_fooled if fooled is explainer else explainer(model, *targets)
-        result = attack(model, fooled, x, target, **({} if targets is None else {"h_target": h_target_fooled}))
+        fooled_cfg = cfg.task.get("attack_explainer") or cfg.explainer
+        result = ctx.attack_result(attack, fooled, fooled_cfg, model, x, target, images="first n_eval",
+                                   target_kind=self.target,
+                                   **({} if targets is None else {"h_target": h_target_fooled}))
         h_adv = explainer(model, result.x_adv, target)
         extra = {}
         if any(getattr(m, "uses_attribution", False) for m in self.metrics.values()):  # infidelity

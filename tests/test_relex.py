@@ -81,3 +81,25 @@ def test_bad_settings_are_one_line_errors(kwargs, message):
 def test_an_attack_cannot_differentiate_through_relex():
     with pytest.raises(RobexError, match="not differentiable"):
         RelEx(iterations=1, n_noise=1).attribute(small_net(), torch.rand(1, 1, 8, 8), torch.tensor([0]), create_graph=True)
+
+
+@pytest.mark.parametrize("normalised", [False, True])
+def test_relex_equals_the_authors_per_image_procedure(normalised):
+    """robex's batched RelEx (all images and copies masked both ways in one pass, its own momentum
+    step) gives the masks of an independent plain-torch re-implementation of the authors' procedure
+    (robex/bench/authors_relex.py: one image at a time, two passes of B copies in normalised space,
+    torch.optim.SGD), with the same random draws; a different lambda2 gives other masks, so the
+    match can fail."""
+    from robex.bench.authors_relex import authors_relex
+
+    torch.manual_seed(3)
+    body = small_net(channels=3, seed=4)
+    model = freeze(nn.Sequential(Normalize((0.4, 0.5, 0.3), (0.2, 0.3, 0.25)), *body)) if normalised else body
+    x, target = torch.rand(3, 3, 8, 8), torch.tensor([0, 2, 1])
+    fill = "auto" if normalised else 0.0  # the authors multiply the (normalised) input by the mask
+    ours = RelEx(iterations=8, n_noise=6, fill=fill, max_batch=1000).attribute(model, x, target)
+    theirs = authors_relex(model, x, target, iterations=8, n_noise=6)
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
+    assert (ours - x.new_full(x.shape, 0.005)).abs().max() > 0.05  # the masks moved from their start
+    other = authors_relex(model, x, target, iterations=8, n_noise=6, lambda2=0.0)
+    assert (other - theirs).abs().max() > 1e-3

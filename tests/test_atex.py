@@ -66,3 +66,71 @@ def test_one_atex_iteration_fine_tunes_and_keeps_accuracy(digits, digits_model):
     # the teacher's directions are computed once and reused by later iterations
     d1 = atex.teacher_directions(teacher, digits.train_x, digits.train_y)
     assert atex.teacher_directions(teacher, digits.train_x, digits.train_y) is d1
+
+
+def _student(teacher):
+    student = copy.deepcopy(teacher)
+    for p in student.parameters():
+        p.requires_grad_(True)
+    return student
+
+
+def test_atex_authors_batch_equals_the_authors_procedure(digits, digits_model):
+    """defense=atex_authors: one batch (the student's SmoothGrad, the code's positions and
+    perpendicular samples, KL to the teacher at T = 4, four Adam steps on the same samples) leaves
+    the student with the weights of robex/bench/authors_atex.py's re-implementation of the authors'
+    step, given the same random draws; the paper-as-written ATEX step ends elsewhere."""
+    from robex.bench.authors_atex import authors_atex_batch
+    from robex.defenses.atex import ATEXAuthors, ATEXAuthorsLoss
+
+    x, y = digits.train_x[:20], digits.train_y[:20]
+    ours, theirs = _student(digits_model), _student(digits_model)
+    defense = ATEXAuthors(delta=0.1, micro_batch=64, show_progress=False)  # micro-batches: the sum is the same
+    step = ATEXAuthorsLoss(defense, digits_model).prepare(ours, x, y, None, torch.Generator().manual_seed(5))
+    opt = torch.optim.Adam(ours.parameters(), lr=1e-3)
+    for _ in range(4):
+        opt.zero_grad()
+        step(ours)
+        opt.step()
+    authors_atex_batch(digits_model, theirs, torch.optim.Adam(theirs.parameters(), lr=1e-3), x, y, eps=0.1,
+                       generator=torch.Generator().manual_seed(5))
+    moved = max((a - b).abs().max().item() for a, b in zip(ours.parameters(), digits_model.parameters()))
+    diff = max((a - b).abs().max().item() for a, b in zip(ours.parameters(), theirs.parameters()))
+    assert moved > 1e-3 and diff < 1e-5 * max(1.0, moved / 1e-2), (moved, diff)
+    # the same batch with a single step (robex's paper-as-written count) ends elsewhere
+    once = _student(digits_model)
+    step1 = ATEXAuthorsLoss(defense, digits_model).prepare(once, x, y, None, torch.Generator().manual_seed(5))
+    opt1 = torch.optim.Adam(once.parameters(), lr=1e-3)
+    opt1.zero_grad()
+    step1(once)
+    opt1.step()
+    assert max((a - b).abs().max().item() for a, b in zip(once.parameters(), theirs.parameters())) > 10 * diff + 1e-6
+
+
+def test_fit_takes_inner_steps_on_one_draw_of_samples_and_refuses_a_loss_without_prepare(digits, digits_model):
+    from robex.errors import RobexError
+    from robex.trainers.fit import fit
+    from robex.trainers.optim import optimiser_spec
+
+    calls = {"prepare": 0, "step": 0}
+
+    class Counting:
+        def prepare(self, model, x, y, idx, generator):
+            calls["prepare"] += 1
+
+            def step(m):
+                calls["step"] += 1
+                loss = m(x).logsumexp(1).mean()
+                loss.backward()
+                return loss.item()
+            return step
+
+    student = _student(digits_model)
+    fit(student, Counting(), digits.train_x[:30], digits.train_y[:30], epochs=1, batch_size=10,
+        optimiser=optimiser_spec({"name": "adam", "lr": 1e-3}), generator=torch.Generator().manual_seed(0),
+        inner_steps=3, show_progress=False)
+    assert calls == {"prepare": 3, "step": 9}
+    with pytest.raises(RobexError, match="inner_steps=3 needs a loss"):
+        fit(student, lambda *a: 0.0, digits.train_x[:30], digits.train_y[:30], epochs=1, batch_size=10,
+            optimiser=optimiser_spec({"name": "adam", "lr": 1e-3}), generator=torch.Generator().manual_seed(0),
+            inner_steps=3, show_progress=False)

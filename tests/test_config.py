@@ -255,6 +255,8 @@ def test_debug_mode_fails_on_an_option_it_does_not_name_or_a_key_that_matches_no
     ("attack=expl_delta_stadv_recolor attack.perturbation.parts.recolor.budget=-1",
      "robex error: recolor budget=-1 and smoothness=0.05 must be >= 0"),
     ("attack=expl_delta attack.noise_samples=0", "robex error: attack expl_delta: noise_samples=0 must be >= 1"),
+    ("defense=atex_authors defense.inner_steps=0", "robex error: atex_authors: iterations >= 0, epochs, inner_steps"),
+    ("defense=atex_authors defense.delta=2", "robex error: atex_authors delta=2"),
 ])
 def test_bad_values_are_one_line_before_any_work(override, message, tmp_path):
     if override.startswith("device=cuda") and torch.cuda.is_available():

@@ -249,3 +249,15 @@ def test_a_transfer_attack_is_computed_once_for_all_the_explainers_it_scores(tmp
     assert _values(reused_rows, "linf").value.iloc[0] > 0
     _, other = job("integrated_gradients", "gradient_x_input", "d", cache_dir)
     assert other["stages_s"]["attack"] > 0
+
+
+def test_atex_authors_runs_as_a_defense_of_the_atex_table(tmp_path, fashion_standin, cache_dir):
+    """defense=atex_authors is a drop-in for defense=atex in the ATEX presets: its rows name it, its
+    budget is the threat's, and the fine-tuned model differs from the baseline."""
+    common = ["threat.budget=0.08", "attack=manip_untargeted_paper"]
+    rows, _ = _job("atex_tab1", [*common, "defense=atex_authors"], tmp_path / "a", fashion_standin, cache_dir)
+    base, _ = _job("atex_tab1", [*common, "defense=none"], tmp_path / "b", fashion_standin, cache_dir)
+    assert set(rows.defense) == {"atex_authors"} and set(rows.defense_budget.dropna()) == {0.08}
+    assert _values(rows, "accuracy").value.between(0, 1).all()
+    spear = lambda r: r.loc[r.metric == "spearman", "value"].item()  # noqa: E731
+    assert spear(rows) != spear(base)

@@ -151,3 +151,93 @@ class ATEXLoss:
             part.backward()
             loss += part.item()
         return loss
+
+
+class ATEXAuthors:
+    """``defense=atex_authors``: ATEX as the authors' code runs it (../shared/reference/atex.md), beside
+    :class:`ATEX`, the paper as written. Per batch of seeds x (label y):
+
+      phi   = SmoothGrad of the STUDENT g at x for y (``sg_samples`` copies, sigma = ``delta``, the
+              mean of the logit's gradients), recomputed every batch and scaled to max |entry| = MAG;
+      x_i   in {x - phi, x} (the code's two positions along phi);
+      x_p   = x_i + (u - phi <u, phi> / ||phi||^2), u ~ U(-MAG, MAG) per pixel, ``n_perp`` per x_i,
+              no clamping to [0, 1];
+      J     = KL(f(x_i)/T || g(x_p)) averaged over all x_p (the second term of Eq. 4 only), T = 4;
+
+    with MAG = ``delta_scale`` x ``delta`` (4 eps), ``inner_steps`` Adam steps on each batch's
+    samples (4), ``epochs`` passes over the training seeds in one stage with one optimiser (2).
+    The samples are drawn in the order of robex/bench/authors_atex.py (the SmoothGrad noise, then
+    u), and tests/test_atex.py checks one batch against it."""
+
+    start = "trained"
+
+    def __init__(self, name: str = "atex_authors", delta: float = 0.08, delta_scale: float = 4.0,
+                 iterations: int = 1, epochs: int = 2, inner_steps: int = 4, n_perp: int = 8,
+                 temperature: float = 4.0, sg_samples: int = 10, sg_sigma: float | None = None, optimiser=None,
+                 batch_size: int = 100, micro_batch: int = 400, seed: int = 0, show_progress: bool = True):
+        self.name = name
+        self.budget = float(delta)
+        self.mag = check_range("atex_authors delta", delta, 0.0, 1.0) * check_range(
+            "atex_authors delta_scale", delta_scale, 0.0, 100.0)
+        self.stages, self.epochs, self.inner_steps = int(iterations), int(epochs), int(inner_steps)
+        if self.stages < 0 or self.epochs < 1 or self.inner_steps < 1 or n_perp < 1 or sg_samples < 1 \
+                or batch_size < 1 or micro_batch < 1:
+            raise RobexError("atex_authors: iterations >= 0, epochs, inner_steps, n_perp, sg_samples, batch_size "
+                             "and micro_batch >= 1 required")
+        self.n_perp, self.n_sg = int(n_perp), int(sg_samples)
+        self.temperature = check_range("atex_authors temperature", temperature, 1e-6, 1e6)
+        self.sg_sigma = float(delta) if sg_sigma is None else check_range("atex_authors sg_sigma", sg_sigma, 0.0, 10.0)
+        self.optimiser, self.batch_size, self.micro_batch = optimiser_spec(optimiser), int(batch_size), int(micro_batch)
+        self.seed, self.show_progress = int(seed), show_progress
+
+    def apply_stage(self, stage: int, teacher, model, data) -> dict:
+        teacher.eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        info = fit(model, ATEXAuthorsLoss(self, teacher), data.train_x, data.train_y, epochs=self.epochs,
+                   batch_size=self.batch_size, optimiser=self.optimiser, inner_steps=self.inner_steps,
+                   generator=torch.Generator().manual_seed(self.seed * 1000 + stage),
+                   desc=f"atex_authors iteration {stage}", show_progress=self.show_progress)
+        return {"stage": stage, "loss": info["loss"]}
+
+
+class ATEXAuthorsLoss:
+    """The authors' ATEX objective for :func:`robex.trainers.fit.fit` with ``inner_steps``:
+    :meth:`prepare` draws a batch's samples and teacher targets once, the returned step computes the
+    KL (in micro-batches, gradients accumulated) for every optimiser step on them."""
+
+    def __init__(self, atex: ATEXAuthors, teacher):
+        self.atex, self.teacher = atex, teacher
+
+    def samples(self, model, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None):
+        """(x_i (2B, C, H, W), x_p (n_perp * 2B, C, H, W)): the code's positions along the student's
+        SmoothGrad and the perpendicular samples around them."""
+        a = self.atex
+        xs = x.detach().repeat(a.n_sg, 1, 1, 1)
+        xs = xs + a.sg_sigma * torch.randn(xs.shape, generator=generator).to(x.device)
+        with torch.enable_grad():
+            xs.requires_grad_(True)
+            logits = torch.cat([model(xs[c]) for c in batches(len(xs), a.micro_batch)])
+            (g,) = torch.autograd.grad(logits.gather(1, y.repeat(a.n_sg).view(-1, 1)).sum(), xs)
+        phi = a.mag * unit_direction(g.view(a.n_sg, *x.shape).mean(0), "linf")
+        x_i = torch.cat([x - phi, x])
+        d = torch.cat([phi, phi])
+        u = ((torch.rand((a.n_perp, *x_i.shape), generator=generator) * 2 - 1) * a.mag).to(x.device)
+        x_p = (x_i.unsqueeze(0) + perpendicular(u, d)).flatten(0, 1)
+        return x_i.detach(), x_p.detach()
+
+    def prepare(self, model, x, y, idx, generator):
+        a = self.atex
+        x_i, x_p = self.samples(model, x, y, generator)
+        with torch.no_grad():
+            target = F.softmax(self.teacher(x_i) / a.temperature, dim=1).repeat(a.n_perp, 1)
+
+        def step(model) -> float:
+            total = 0.0
+            for c in batches(len(x_p), a.micro_batch):
+                part = F.kl_div(F.log_softmax(model(x_p[c]), dim=1), target[c], reduction="sum") / len(x_p)
+                part.backward()
+                total += part.item()
+            return total
+
+        return step

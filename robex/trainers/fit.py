@@ -22,14 +22,22 @@ TRAINING_VERSION = 1
 def fit(model: nn.Module, loss, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int,
         optimiser: OptimiserSpec, generator: torch.Generator, schedule: ScheduleSpec | None = None,
         validation: tuple[torch.Tensor, torch.Tensor] | None = None, desc: str = "train",
-        show_progress: bool = True) -> dict:
+        show_progress: bool = True, inner_steps: int = 1) -> dict:
     """Train ``model`` in place on (x, y): ``epochs`` passes in a fresh order drawn from
     ``generator`` (a loss with ``start_epoch(epoch)`` is told each epoch first); per batch the gradients are zeroed, ``loss`` back-propagates, the optimiser steps;
     the schedule steps per epoch. With ``validation`` = (val_x, val_y), the weights of the epoch with
     the best validation accuracy are kept (the first best on ties). Ends in eval mode with finite
-    weights (an error otherwise: a diverged run is never handed on). Returns the history."""
-    if epochs < 1 or batch_size < 1:
-        raise RobexError(f"{desc}: epochs >= 1 and batch_size >= 1 required (got {epochs}, {batch_size})")
+    weights (an error otherwise: a diverged run is never handed on). Returns the history.
+
+    ``inner_steps`` > 1 takes that many optimiser steps on each batch's samples (the ATEX authors'
+    code takes 4): the loss then needs ``prepare(model, x, y, idx, generator)``, which draws the
+    batch's samples once and returns ``step(model) -> float`` (back-propagates, returns the loss)."""
+    if epochs < 1 or batch_size < 1 or inner_steps < 1:
+        raise RobexError(f"{desc}: epochs >= 1, batch_size >= 1 and inner_steps >= 1 required "
+                         f"(got {epochs}, {batch_size}, {inner_steps})")
+    if inner_steps > 1 and not hasattr(loss, "prepare"):
+        raise RobexError(f"{desc}: inner_steps={inner_steps} needs a loss that draws its samples once per batch "
+                         f"(prepare); {type(loss).__name__} has none")
     device = next(model.parameters()).device
     opt = optimiser.build(model.parameters())
     sched = (schedule or ScheduleSpec()).build(opt, epochs)
@@ -44,9 +52,16 @@ def fit(model: nn.Module, loss, x: torch.Tensor, y: torch.Tensor, *, epochs: int
         total, count = 0.0, 0
         for s in batches(len(perm), batch_size):
             idx = perm[s]
-            opt.zero_grad(set_to_none=True)
-            value = loss(model, x[idx].to(device), y[idx].to(device), idx, generator)
-            opt.step()
+            if inner_steps == 1:
+                opt.zero_grad(set_to_none=True)
+                value = loss(model, x[idx].to(device), y[idx].to(device), idx, generator)
+                opt.step()
+            else:
+                step = loss.prepare(model, x[idx].to(device), y[idx].to(device), idx, generator)
+                for _ in range(inner_steps):
+                    opt.zero_grad(set_to_none=True)
+                    value = step(model)
+                    opt.step()
             total, count = total + value * len(idx), count + len(idx)
             bar.update(len(idx))
         bar.close()

@@ -109,6 +109,34 @@ def test_a_figure_can_plot_several_metrics_as_series_of_combined_columns(tmp_pat
     assert (csv[csv["metric"] == "retrieval_clean_adv"]["value"] == 0.5).all()
 
 
+def test_panels_share_one_y_range_and_a_stand_in_is_named_on_the_image(tmp_path, monkeypatch):
+    """Facets of one metric are drawn on one y range (a reader compares the panels at a glance),
+    unless the preset sets sharey: false; rows from a STAND-IN name it in the title when the preset's
+    title does not."""
+    from hydra import compose, initialize_config_dir
+
+    import robex.report.plot as plot
+
+    figures = []
+    monkeypatch.setattr(plot, "save_figure", lambda fig, out_dir, plotted: figures.append(fig))
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+        fig4 = compose("config", overrides=["paper=atex_fig4"]).paper
+    rows = pd.DataFrame({"dataset": ["d"] * 3 + ["e"] * 3, "source": ["STAND-IN for X: toy"] * 6,
+                         "step": [0, 1, 2] * 2, "metric": ["robust_accuracy"] * 6, "attack": ["fgsm"] * 6,
+                         "budget": [0.1] * 6, "value": [0.1, 0.2, 0.3, 0.7, 0.8, 0.9], "se": [0] * 6, "n": [5] * 6})
+    plot.render_plot(rows, fig4, tmp_path)
+    left, right = figures[-1].axes[:2]
+    assert left.get_ylim() == right.get_ylim() and left.get_ylim()[1] >= 0.9
+    assert "STAND-IN for X: toy" in figures[-1]._suptitle.get_text()
+    from omegaconf import open_dict
+
+    with open_dict(fig4):
+        fig4.plot.sharey = False
+    plot.render_plot(rows.assign(source="real data"), fig4, tmp_path)
+    left, right = figures[-1].axes[:2]
+    assert left.get_ylim() != right.get_ylim() and "STAND-IN" not in figures[-1]._suptitle.get_text()
+
+
 @pytest.mark.slow
 def test_reproduce_aggmean_makes_every_artifact_and_marks_table2_unavailable(tmp_path, fashion_standin):
     stdout = _reproduce(tmp_path, fashion_standin, "aggmean",

@@ -30,6 +30,15 @@ def save_figure(fig, out_dir: Path, plotted: pd.DataFrame | list[pd.DataFrame],
     return plotted
 
 
-def subplots(ncols: int, width: float = 4.0, height: float = 3.2):
-    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
+def subplots(ncols: int, width: float = 4.0, height: float = 3.2, sharey: bool = False):
+    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False, sharey=sharey)
     return fig, axes[0]
+
+
+def stand_in_title(title: str, rows: pd.DataFrame) -> str:
+    """The figure's title, with the data's STAND-IN source appended when the rows come from an
+    offline stand-in that the title does not name (a stand-in is named on every image)."""
+    if "source" not in rows or "STAND-IN" in title.upper():
+        return title
+    sources = sorted({str(s) for s in rows["source"].dropna() if "STAND-IN" in str(s).upper()})
+    return f"{title}\n({'; '.join(sources)})" if sources else title

@@ -22,11 +22,13 @@ A preset sets ``paper.render._target_: robex.report.plot.render_plot`` and descr
       x_tick_strip: "layer="         # optional: a prefix removed from those labels
       xlabel: ..., ylabel: ...       # axis labels (default: the column / metric)
       legend: below                  # optional: one legend under the panels (default: one per panel)
+      sharey: false                  # optional: each panel its own y range (default: one range for all)
       error: se                      # optional: error bars of +- se where it is known, or sd: +- the
                                      # standard deviation over samples (se x sqrt(n), the papers' bars)
 
 A metric that could not be computed (a ``<metric>_unavailable`` row, e.g. LPIPS without its
-weights) is named with its reason under the figure, so an absent panel is never silent.
+weights) is named with its reason under the figure, so an absent panel is never silent. Rows from an
+offline stand-in (``source`` says STAND-IN) name it in the title when the preset's title does not.
 
 Seeds are averaged by :func:`robex.report.tables.lookup`. ``figure.csv`` holds exactly the plotted
 values, one schema for every row figure: facet, series, x, metric, value, se, n, source.
@@ -37,7 +39,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from robex.errors import RobexError
-from robex.report.figures import save_figure, subplots
+from robex.report.figures import save_figure, stand_in_title, subplots
 from robex.report.tables import lookup
 
 FIGURE_COLUMNS = ["facet", "series", "x", "metric", "value", "se", "n", "source"]
@@ -178,7 +180,8 @@ def render_plot(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) -> 
         raise RobexError(f"paper.plot.legend={legend!r}: choose inside or below")
     facet_labels = _plain(spec.get("facet_labels"))
     facets = list(dict.fromkeys(plotted["facet"].tolist())) or [None]
-    fig, axes = subplots(len(facets), width=float(spec.get("width", 4.0)))
+    # panels compare one metric (or one set of metrics): one y range for all, unless the preset says not
+    fig, axes = subplots(len(facets), width=float(spec.get("width", 4.0)), sharey=bool(spec.get("sharey", True)))
     colors = ["tab:gray", "tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
               "tab:olive", "tab:cyan"]
     for ax, facet in zip(axes, facets):
@@ -212,7 +215,7 @@ def render_plot(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) -> 
             ax.set_title(str(facet_labels.get(_key(facet), facet)), fontsize=9)
         if ax.get_legend_handles_labels()[1] and legend != "below":
             ax.legend(fontsize=8)
-    fig.suptitle(paper.title, fontsize=9)
+    fig.suptitle(stand_in_title(str(paper.title), rows), fontsize=9)
     below = 0.0  # inches taken under the panels by the shared legend
     handles, labels = axes[0].get_legend_handles_labels()
     if legend == "below" and labels:

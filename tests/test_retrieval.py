@@ -78,6 +78,7 @@ def test_class_conditional_task_masks_each_class_with_its_own_map(invert, low, h
         cfg=OmegaConf.create({"n_eval": 2, "explainer": {"_target_": "tests.test_retrieval.RegionMask",
                                                          "invert": invert}}),
         device="cpu", defended_model=lambda: model, attack=lambda: (lambda m, e, xs, t: SimpleNamespace(x_adv=xs)),
+        attack_result=lambda attack, fooled, fooled_cfg, m, xs, t, **kw: attack(m, fooled, xs, t),
         data=lambda: SimpleNamespace(test_x=x, test_y=torch.tensor([0, 1, 1, 1]), name="toy"),
         row=lambda metric, value, se=None, n=None, **cols: {"metric": metric, "value": value, "n": n, **cols})
     rows = ClassConditionalTask(image_class=1)(ctx)

@@ -56,7 +56,7 @@ def _without(d: dict, *keys: str) -> dict:
 
 
 # Config keys that never change a computed number (paths, progress bars, micro-batch sizes).
-_NEUTRAL = ("root", "show_progress", "micro_batch", "batch_size_eval", "name", "cache_dir")
+_NEUTRAL = ("root", "show_progress", "micro_batch", "batch_size_eval", "name", "cache_dir", "state_cache")
 
 
 def _spec(node) -> dict:

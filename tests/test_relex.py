@@ -103,3 +103,32 @@ def test_relex_equals_the_authors_per_image_procedure(normalised):
     assert (ours - x.new_full(x.shape, 0.005)).abs().max() > 0.05  # the masks moved from their start
     other = authors_relex(model, x, target, iterations=8, n_noise=6, lambda2=0.0)
     assert (other - theirs).abs().max() > 1e-3
+
+
+def test_a_longer_run_resumes_from_a_shorter_runs_saved_state_bitwise(tmp_path):
+    """state_cache: 100 iterations after 50 continue from the 50-iteration state (the mask, momentum,
+    noise generator) and give bitwise the masks and losses of 100 iterations from scratch; a run of
+    50 after one of 100 reads the state saved on the way; other weights never reuse a state."""
+    model, x = small_net(channels=3, seed=6), torch.rand(3, 3, 8, 8)
+    target = torch.tensor([0, 1, 2])
+    kw = dict(n_noise=4, max_batch=16)  # two images per pass: chunks of 2 and 1
+    scratch_m, scratch_l = RelEx(iterations=100, **kw).optimise(model, x, target)
+    short = RelEx(iterations=50, state_cache=tmp_path / "a", **kw)
+    m50, _ = short.optimise(model, x, target)
+    assert len(list((tmp_path / "a").rglob("50.pt"))) == 2 and not list((tmp_path / "a").rglob("100.pt"))
+    resumed = RelEx(iterations=100, state_cache=tmp_path / "a", **kw)
+    calls = {"n": 0}
+    forward = model.forward
+    model.forward = lambda z: (calls.__setitem__("n", calls["n"] + 1), forward(z))[1]
+    m100, l100 = resumed.optimise(model, x, target)
+    model.forward = forward
+    assert calls["n"] == 2 * 50  # two chunks x the 50 missing iterations
+    assert torch.equal(m100, scratch_m) and torch.equal(l100, scratch_l)
+    # the other way round: 50 after 100 reads the state saved at iteration 50
+    RelEx(iterations=100, state_cache=tmp_path / "b", **kw).optimise(model, x, target)
+    again, _ = RelEx(iterations=50, state_cache=tmp_path / "b", **kw).optimise(model, x, target)
+    assert torch.equal(again, m50) and torch.equal(m50, RelEx(iterations=50, **kw).optimise(model, x, target)[0])
+    other = small_net(channels=3, seed=7)
+    fresh, _ = RelEx(iterations=100, state_cache=tmp_path / "a", **kw).optimise(other, x, target)
+    assert torch.equal(fresh, RelEx(iterations=100, **kw).optimise(other, x, target)[0])
+    assert not torch.equal(fresh, m100)

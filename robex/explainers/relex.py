@@ -23,11 +23,23 @@ draw for every image, scaled by the image's own sigma (common random numbers; ge
 every call). A mask therefore depends only on the image, the class and the seed, never on which
 other images share its batch.
 
+Resuming (``state_cache``: a folder, e.g. ``${paths.cache_dir}/relex_states``): the optimisation of
+a chunk of images is saved every 50 iterations and at its end (the mask, the momentum buffer, the
+noise generator's state and the losses), keyed by the model's weights, the images, the classes and
+every setting but ``iterations``. A later call with more iterations continues from the latest saved
+state instead of starting over: the paper's 100-iteration variant after the 50-iteration one costs
+50 more iterations, and its masks are bitwise those of a run from scratch (the same draws in the
+same order; tests/test_relex.py).
+
 ``fill``: ``auto`` (the mean of the model's :class:`~robex.models.normalize.Normalize` layer when it
 has one, else each image's own channel mean), ``normalize`` (that layer's mean; an error without
 one), ``image_mean``, or a number (a constant grey level in [0, 1]).
 """
 from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +48,7 @@ from torch import nn
 from robex.errors import RobexError, check_range
 from robex.explainers.base import Explainer
 from robex.models.normalize import Normalize
+from robex.utils import atomic_write_bytes, stable_hash
 
 FILLS = ("auto", "normalize", "image_mean")
 
@@ -82,7 +95,8 @@ class RelEx(Explainer):
 
     def __init__(self, name: str = "relex", iterations: int = 50, n_noise: int = 50, sigma: float = 0.1,
                  lambda1: float = 1e-4, lambda2: float = 1.0, lr: float = 0.1, momentum: float = 0.99,
-                 init_max: float = 0.01, fill="auto", seed: int = 0, max_batch: int = 100, normalise=None):
+                 init_max: float = 0.01, fill="auto", seed: int = 0, max_batch: int = 100, normalise=None,
+                 state_cache: str | None = None):
         super().__init__(name, normalise)
         if int(iterations) < 1:
             raise RobexError(f"{name} iterations={iterations} must be >= 1")
@@ -98,6 +112,43 @@ class RelEx(Explainer):
         if isinstance(fill, str) and fill not in FILLS:
             raise RobexError(f"{name} fill={fill!r}: choose one of {', '.join(FILLS)} or a number in [0, 1]")
         self.fill, self.seed, self.max_batch = fill, int(seed), int(max_batch)
+        self.state_cache = Path(state_cache) if state_cache else None
+
+    # -- resuming (module docstring) -------------------------------------------------------------
+    CHECKPOINT_EVERY = 50
+
+    def _settings_key(self, model: nn.Module) -> str:
+        """Everything but the iteration count that a chunk's optimisation depends on, except the chunk."""
+        h = hashlib.sha256()
+        for t in list(model.state_dict().values()):
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        settings = {k: getattr(self, k) for k in ("n_noise", "sigma", "lambda1", "lambda2", "lr", "momentum",
+                                                  "init_max", "seed", "max_batch")}
+        return stable_hash({"model": h.hexdigest(), "fill": str(self.fill), "version": self.version, **settings})
+
+    def _chunk_folder(self, settings: str, xc: torch.Tensor, tc: torch.Tensor) -> Path:
+        h = hashlib.sha256(xc.detach().cpu().contiguous().numpy().tobytes())
+        h.update(tc.detach().cpu().numpy().tobytes())
+        return self.state_cache / settings / h.hexdigest()[:24]
+
+    def _load_state(self, folder: Path) -> dict | None:
+        """The saved state with the most iterations not above ``self.iterations``, or None."""
+        if not folder.is_dir():
+            return None
+        done = sorted((int(p.stem) for p in folder.glob("*.pt") if p.stem.isdigit() and int(p.stem) <= self.iterations),
+                      reverse=True)
+        for n in done:
+            try:
+                return torch.load(folder / f"{n}.pt", weights_only=True)
+            except Exception:  # a damaged file: start from an earlier state (or from scratch)
+                continue
+        return None
+
+    def _save_state(self, folder: Path, iterations: int, m, buf, gen: torch.Generator, history: list) -> None:
+        blob = io.BytesIO()
+        torch.save({"iterations": iterations, "m": m.cpu(), "buf": buf.cpu(), "generator": gen.get_state(),
+                    "losses": torch.stack(history).cpu()}, blob)
+        atomic_write_bytes(folder / f"{iterations}.pt", blob.getvalue())
 
     def loss(self, model: nn.Module, m: torch.Tensor, noisy: torch.Tensor, fill: torch.Tensor,
              target: torch.Tensor) -> torch.Tensor:
@@ -124,13 +175,22 @@ class RelEx(Explainer):
         fill = fill_colour(model, x, self.fill)
         scale = noise_scale(model, x, self.sigma)
         per_chunk = max(1, self.max_batch // (2 * self.n_noise))
+        settings = self._settings_key(model) if self.state_cache is not None else None
         masks, losses = [], []
         for s in range(0, len(x), per_chunk):
             xc, tc = x[s:s + per_chunk], target[s:s + per_chunk]
             fc = fill if fill.shape[0] == 1 else fill[s:s + per_chunk]
             m, buf, history = init.expand_as(xc).clone(), None, []
             gen = torch.Generator(device=x.device).manual_seed(self.seed + 1)  # the same draws for every chunk
-            for _ in range(self.iterations):
+            folder = self._chunk_folder(settings, xc, tc) if settings is not None else None
+            state = self._load_state(folder) if folder is not None else None
+            done = 0
+            if state is not None:
+                done = int(state["iterations"])
+                m, buf = state["m"].to(x.device), state["buf"].to(x.device)
+                gen.set_state(state["generator"])
+                history = list(state["losses"].to(x.device).unbind(0))
+            for it in range(done, self.iterations):
                 noise = torch.randn((self.n_noise, *shape), generator=gen, dtype=x.dtype, device=x.device)
                 noisy = xc.unsqueeze(1) + noise.unsqueeze(0) * scale[s:s + per_chunk]
                 with torch.enable_grad():
@@ -142,6 +202,8 @@ class RelEx(Explainer):
                 g = g / g.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * len(shape)))
                 buf = g if buf is None else self.momentum * buf + g
                 m = (m - self.lr * buf).clamp_(0.0, 1.0)
+                if folder is not None and (it + 1 == self.iterations or (it + 1) % self.CHECKPOINT_EVERY == 0):
+                    self._save_state(folder, it + 1, m, buf, gen, history)
             masks.append(m)
             losses.append(torch.stack(history))
         return torch.cat(masks), torch.cat(losses, 1)

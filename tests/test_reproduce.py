@@ -223,3 +223,25 @@ def test_renderer_lookup_keeps_an_unknown_standard_error_unknown():
                         "se": [0.03, float("nan")], "n": [10, 10]})
     value, se, n = lookup(two, "m")
     assert value == pytest.approx(0.6) and math.isnan(se) and n == 20
+
+
+def test_relex_gallery_draws_each_methods_mask_and_lists_its_mean(tmp_path):
+    """relex_fig1: one panel per method and eps, figure.csv's mask_mean is the mean of the drawn mask
+    (the panel of the sample image), and a gallery without the jobs' arrays is an error."""
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    from robex.report.relex import render_relex_gallery
+
+    rng = np.random.default_rng(0)
+    jobs = [{"maps_adv": rng.random((2, 3, 8, 8)) ** (6 if e == "relex" else 1), "inputs_adv": rng.random((2, 3, 8, 8)),
+             "p_adv": np.array([0.1, 0.2]), "p_clean": np.array([0.9, 0.8]), "target": np.array([1, 2]),
+             "_budget": b, "_explainer": e} for e in ("gradient_p99", "relex") for b in (0.1, 8.0)]
+    paper = OmegaConf.create({"title": "t", "sample": 1, "labels": {"gradient_p99": "SimGrad", "relex": "RelEx"}})
+    csv = render_relex_gallery(None, paper, tmp_path, jobs)
+    assert len(csv) == 4 and (tmp_path / "figure.png").read_bytes()[:4] == b"\x89PNG"
+    for job in jobs:
+        row = csv[(csv.method == job["_explainer"]) & (csv.budget == job["_budget"])]
+        assert row.mask_mean.item() == pytest.approx(job["maps_adv"][1].mean())
+    with pytest.raises(ValueError, match="needs the jobs' arrays"):
+        render_relex_gallery(None, paper, tmp_path, [])

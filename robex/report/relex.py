@@ -37,9 +37,10 @@ def budget_note(rows: pd.DataFrame) -> str:
 
 def render_relex_gallery(rows, paper: DictConfig, out_dir, arrays=None) -> pd.DataFrame:
     """Fig. 1: for one image (``paper.sample``), the PGD images at each eps (top row) and, for each
-    method, m_adv * x_adv (the mask of the attacked image on it, drawn on black; the retrieval test
-    masks to the mean colour). ``figure.csv`` lists every panel's method, eps, the softmax of the
-    clean class on x and x', and the mask's mean."""
+    method, its mask of the attacked image m_adv (averaged over channels) as a heat map on one
+    0-1 scale with a colour bar, so a sparse mask (RelEx's shrinks as eps grows) stays visible
+    where m_adv * x_adv would be black. ``figure.csv`` lists every panel's method, eps, the softmax of
+    the clean class on x and x', and the mask's mean."""
     sample = int(paper.get("sample", 0))
     labels = OmegaConf.to_container(paper.get("labels") or {}, resolve=True)
     jobs = [a for a in (arrays or []) if "maps_adv" in a]
@@ -48,8 +49,11 @@ def render_relex_gallery(rows, paper: DictConfig, out_dir, arrays=None) -> pd.Da
     budgets = sorted({float(a["_budget"]) for a in jobs})
     methods = [m for m in labels if any(a["_explainer"] == m for a in jobs)] or \
         sorted({str(a["_explainer"]) for a in jobs})
-    fig, axes = plt.subplots(len(methods) + 1, len(budgets), figsize=(1.5 * len(budgets), 1.6 * (len(methods) + 1)),
-                             squeeze=False)
+    # one narrow last column holds the colour bar (a colour bar stolen from the panels breaks tight_layout)
+    fig, grid = plt.subplots(len(methods) + 1, len(budgets) + 1, squeeze=False,
+                             figsize=(1.5 * len(budgets) + 0.5, 1.6 * (len(methods) + 1)),
+                             gridspec_kw={"width_ratios": [1.0] * len(budgets) + [0.08]})
+    axes, bar_axes = grid[:, :-1], grid[:, -1]
     records = []
     for j, eps in enumerate(budgets):
         first = next(a for a in jobs if float(a["_budget"]) == eps)
@@ -63,14 +67,20 @@ def render_relex_gallery(rows, paper: DictConfig, out_dir, arrays=None) -> pd.Da
                 ax.axis("off")
                 continue
             m = _mask(job["maps_adv"][sample])
-            x_adv = job["inputs_adv"][sample]
-            ax.imshow(_image(x_adv * m[None] if x_adv.shape[0] in (1, 3) else x_adv), cmap="gray")
-            ax.set_title(f"{labels.get(method, method)}", fontsize=6)
+            heat = ax.imshow(m, cmap="magma", vmin=0.0, vmax=1.0)
+            ax.set_title(f"{labels.get(method, method)} (mean {float(m.mean()):.2f})", fontsize=6)
             records.append({"method": method, "budget": eps, "image": sample,
                             "target": int(job["target"][sample]), "p_clean": float(job["p_clean"][sample]),
                             "p_adv": float(job["p_adv"][sample]), "mask_mean": float(m.mean())})
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
+    for i, ax in enumerate(bar_axes):
+        if i == 1 and records:
+            bar = fig.colorbar(heat, cax=ax)
+            bar.set_label("mask m_adv\n(channel mean)", fontsize=6)
+            bar.ax.tick_params(labelsize=6)
+        else:
+            ax.axis("off")
     fig.suptitle(paper.title, fontsize=7)
     return save_figure(fig, out_dir, pd.DataFrame(records))

@@ -38,17 +38,17 @@ one), ``image_mean``, or a number (a constant grey level in [0, 1]).
 from __future__ import annotations
 
 import hashlib
-import io
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robex.cache import Cache
 from robex.errors import RobexError, check_range
 from robex.explainers.base import Explainer
 from robex.models.normalize import Normalize
-from robex.utils import atomic_write_bytes, stable_hash
+from robex.utils import stable_hash
 
 FILLS = ("auto", "normalize", "image_mean")
 
@@ -126,29 +126,24 @@ class RelEx(Explainer):
                                                   "init_max", "seed", "max_batch")}
         return stable_hash({"model": h.hexdigest(), "fill": str(self.fill), "version": self.version, **settings})
 
-    def _chunk_folder(self, settings: str, xc: torch.Tensor, tc: torch.Tensor) -> Path:
+    def _chunk_kind(self, settings: str, xc: torch.Tensor, tc: torch.Tensor) -> str:
+        """The cache kind (a folder under ``state_cache``) of one chunk's saved states, one file per
+        iteration count."""
         h = hashlib.sha256(xc.detach().cpu().contiguous().numpy().tobytes())
         h.update(tc.detach().cpu().numpy().tobytes())
-        return self.state_cache / settings / h.hexdigest()[:24]
+        return f"{settings}/{h.hexdigest()[:24]}"
 
-    def _load_state(self, folder: Path) -> dict | None:
-        """The saved state with the most iterations not above ``self.iterations``, or None."""
-        if not folder.is_dir():
-            return None
+    def _load_state(self, cache: Cache, kind: str) -> dict | None:
+        """The saved state with the most iterations not above ``self.iterations`` (a damaged one is
+        skipped: :meth:`Cache.load_state` checks its checksum), or None."""
+        folder = cache.root / kind
         done = sorted((int(p.stem) for p in folder.glob("*.pt") if p.stem.isdigit() and int(p.stem) <= self.iterations),
-                      reverse=True)
+                      reverse=True) if folder.is_dir() else []
         for n in done:
-            try:
-                return torch.load(folder / f"{n}.pt", weights_only=True)
-            except Exception:  # a damaged file: start from an earlier state (or from scratch)
-                continue
+            state = cache.load_state(kind, str(n))
+            if state is not None:
+                return state
         return None
-
-    def _save_state(self, folder: Path, iterations: int, m, buf, gen: torch.Generator, history: list) -> None:
-        blob = io.BytesIO()
-        torch.save({"iterations": iterations, "m": m.cpu(), "buf": buf.cpu(), "generator": gen.get_state(),
-                    "losses": torch.stack(history).cpu()}, blob)
-        atomic_write_bytes(folder / f"{iterations}.pt", blob.getvalue())
 
     def loss(self, model: nn.Module, m: torch.Tensor, noisy: torch.Tensor, fill: torch.Tensor,
              target: torch.Tensor) -> torch.Tensor:
@@ -175,15 +170,16 @@ class RelEx(Explainer):
         fill = fill_colour(model, x, self.fill)
         scale = noise_scale(model, x, self.sigma)
         per_chunk = max(1, self.max_batch // (2 * self.n_noise))
-        settings = self._settings_key(model) if self.state_cache is not None else None
+        cache = Cache(self.state_cache) if self.state_cache is not None else None
+        settings = self._settings_key(model) if cache is not None else None
         masks, losses = [], []
         for s in range(0, len(x), per_chunk):
             xc, tc = x[s:s + per_chunk], target[s:s + per_chunk]
             fc = fill if fill.shape[0] == 1 else fill[s:s + per_chunk]
             m, buf, history = init.expand_as(xc).clone(), None, []
             gen = torch.Generator(device=x.device).manual_seed(self.seed + 1)  # the same draws for every chunk
-            folder = self._chunk_folder(settings, xc, tc) if settings is not None else None
-            state = self._load_state(folder) if folder is not None else None
+            kind = self._chunk_kind(settings, xc, tc) if cache is not None else None
+            state = self._load_state(cache, kind) if cache is not None else None
             done = 0
             if state is not None:
                 done = int(state["iterations"])
@@ -202,8 +198,10 @@ class RelEx(Explainer):
                 g = g / g.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * len(shape)))
                 buf = g if buf is None else self.momentum * buf + g
                 m = (m - self.lr * buf).clamp_(0.0, 1.0)
-                if folder is not None and (it + 1 == self.iterations or (it + 1) % self.CHECKPOINT_EVERY == 0):
-                    self._save_state(folder, it + 1, m, buf, gen, history)
+                if cache is not None and (it + 1 == self.iterations or (it + 1) % self.CHECKPOINT_EVERY == 0):
+                    cache.save_state(kind, str(it + 1), {"iterations": it + 1, "m": m, "buf": buf,
+                                                         "generator": gen.get_state(),
+                                                         "losses": torch.stack(history)})
             masks.append(m)
             losses.append(torch.stack(history))
         return torch.cat(masks), torch.cat(losses, 1)

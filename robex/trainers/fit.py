@@ -52,16 +52,15 @@ def fit(model: nn.Module, loss, x: torch.Tensor, y: torch.Tensor, *, epochs: int
         total, count = 0.0, 0
         for s in batches(len(perm), batch_size):
             idx = perm[s]
-            if inner_steps == 1:
-                opt.zero_grad(set_to_none=True)
-                value = loss(model, x[idx].to(device), y[idx].to(device), idx, generator)
-                opt.step()
+            xb, yb = x[idx].to(device), y[idx].to(device)
+            if inner_steps == 1:  # one step: the loss draws its samples as it computes
+                step = lambda m, xb=xb, yb=yb, idx=idx: loss(m, xb, yb, idx, generator)  # noqa: E731
             else:
-                step = loss.prepare(model, x[idx].to(device), y[idx].to(device), idx, generator)
-                for _ in range(inner_steps):
-                    opt.zero_grad(set_to_none=True)
-                    value = step(model)
-                    opt.step()
+                step = loss.prepare(model, xb, yb, idx, generator)
+            for _ in range(inner_steps):
+                opt.zero_grad(set_to_none=True)
+                value = step(model)
+                opt.step()
             total, count = total + value * len(idx), count + len(idx)
             bar.update(len(idx))
         bar.close()

@@ -170,3 +170,24 @@ def test_both_papers_claims_files_load_and_render_missing_without_results(tmp_pa
         assert f"{len(results)} MISSING" in text and "95% confidence interval" in text
     with pytest.raises(RobexError, match="papers with claims: aggmean, atex, relex, smoothed"):
         load_claims("no_such_paper")
+
+
+def test_a_row_without_a_defined_value_is_an_undefined_cell_that_blocks_a_pass(tmp_path):
+    # MASK's maps are constant on every image: the job wrote spearman with n = 0 and no value, and
+    # spearman__nan = 100 of 100; the cell says so instead of printing "nan [nan, nan]"
+    nan = float("nan")
+    rows = _rows([("none", 0.1, "spearman", 0.5, 0.01), ("atex", 0.1, "spearman", 0.6, 0.01),
+                  ("none", 0.2, "spearman", nan, nan, 0), ("none", 0.2, "spearman__nan", 100.0, nan, 100),
+                  ("atex", 0.2, "spearman", 0.6, 0.01)])
+    _write(tmp_path, rows)
+    r = evaluate_claim(_claim(), tmp_path)
+    assert [c.verdict for c in r.cells] == ["holds", "undefined"] and r.verdict == "NOT DISTINGUISHABLE"
+    assert "NaN on 100 of 100 samples" in r.cells[1].text(".3g") and "nan" not in r.cells[1].text(".3g")
+    rows.loc[1, "value"] = 0.1  # a contradicted cell beside an undefined one still fails the claim
+    _write(tmp_path, rows)
+    assert evaluate_claim(_claim(), tmp_path).verdict == "FAIL"
+    # a rate with a Wilson interval and no defined value is undefined too (not an error)
+    _write(tmp_path, _rows([("none", 0.1, "retrieval", nan, nan, 0)]))
+    claim = _claim(metric="retrieval", a={"defense": "none"}, b=None, threshold=0.9, interval="wilson")
+    r = evaluate_claim(claim, tmp_path)
+    assert r.verdict == "NOT DISTINGUISHABLE" and r.cells[0].verdict == "undefined"

@@ -6,10 +6,12 @@ module on the tidy rows robex wrote (``results/<artifact>/metrics.csv``, or a fi
 
 A claim has a ``test`` and ``cells`` (one per combination of its ``for_each`` values, and per
 metric). Each cell gives an estimate with a 95% confidence interval and a cell verdict:
-``holds`` (the interval lies on the claimed side), ``contradicted`` (it lies on the other side) or
-``not distinguishable`` (it contains the boundary). The claim is PASS when every cell holds, FAIL
-when any cell is contradicted, NOT DISTINGUISHABLE otherwise, MISSING when its artifact was not
-produced.
+``holds`` (the interval lies on the claimed side), ``contradicted`` (it lies on the other side),
+``not distinguishable`` (it contains the boundary) or ``undefined`` (a row it needs has no defined
+value: n = 0, e.g. a Spearman correlation of maps that are constant on every image; the cell names
+the ``<metric>__nan`` count the job wrote). The claim is PASS when every cell holds, FAIL when any
+cell is contradicted, NOT DISTINGUISHABLE otherwise (an undefined cell never lets a claim pass),
+MISSING when its artifact was not produced.
 
 Tests (``expect``: ``greater`` or ``less``):
 - ``difference``: a - b (two row selections, same metric), CI a - b +/- z sqrt(se_a^2 + se_b^2).
@@ -61,11 +63,18 @@ class Cell:
     estimate: float
     low: float
     high: float
-    verdict: str  # holds / contradicted / not distinguishable
+    verdict: str  # holds / contradicted / not distinguishable / undefined
+    why: str = ""  # for an undefined cell: which row has no defined value, and the NaN count
 
     def text(self, fmt: str) -> str:
+        if self.verdict == "undefined":
+            return f"{self.label}: undefined ({self.why})"
         return (f"{self.label}: {self.estimate:{fmt}} [{self.low:{fmt}}, {self.high:{fmt}}] "
                 f"{self.verdict}")
+
+
+class Undefined(Exception):
+    """A selected row has no defined value (n = 0): its cell gets no estimate and no interval."""
 
 
 @dataclass
@@ -103,6 +112,9 @@ def estimate(rows: pd.DataFrame, where: dict, se_if_missing: str | None) -> tupl
     if "seed" in sel.columns and len(sel) > sel["seed"].nunique():
         raise RobexError(f"claims: {where} matches {len(sel)} rows that differ by more than the seed; "
                          f"narrow the selection")
+    values = pd.to_numeric(sel["value"], errors="coerce")
+    if values.isna().all():
+        raise Undefined(_undefined_reason(rows, where, sel))
     ses = []
     for _, r in sel.iterrows():
         se = r.get("se")
@@ -119,6 +131,17 @@ def estimate(rows: pd.DataFrame, where: dict, se_if_missing: str | None) -> tupl
         ses.append(float(se))
     m = len(sel)
     return float(sel["value"].astype(float).mean()), math.sqrt(sum(s * s for s in ses)) / m
+
+
+def _undefined_reason(rows: pd.DataFrame, where: dict, sel: pd.DataFrame) -> str:
+    """Why a selection has no value: the job's ``<metric>__nan`` count when it wrote one."""
+    what = ", ".join(f"{k} {_show(v)}" for k, v in where.items() if k != "metric")
+    metric = where.get("metric")
+    nan_rows = _match(rows, where | {"metric": f"{metric}__nan"}) if metric is not None else rows.iloc[:0]
+    if not nan_rows.empty:
+        k, n = float(nan_rows["value"].astype(float).sum()), float(nan_rows["n"].astype(float).sum())
+        return f"{metric} has no defined value for {what}: NaN on {k:g} of {n:g} samples"
+    return f"{metric} has no defined value for {what} (n = {_show(float(sel['n'].astype(float).sum()))})"
 
 
 def _show(v) -> str:
@@ -167,7 +190,11 @@ def _cells_from_rows(claim, rows: pd.DataFrame) -> list[Cell]:
             b = (base | fixed | _fill(claim.b, env)) if claim.get("b") else None
             label = ", ".join([str(metric)] + [f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
                                                for k, v in env.items()])
-            cells.append(_cell(claim, rows, a, b, label, se_mode))
+            try:
+                cells.append(_cell(claim, rows, a, b, label, se_mode))
+            except Undefined as why:
+                nan = float("nan")
+                cells.append(Cell(label, nan, nan, nan, "undefined", str(why)))
     return cells
 
 
@@ -216,6 +243,8 @@ def _rate_cell(claim, rows, a: dict, label: str, expect: str) -> Cell:
     if "seed" in sel.columns and len(sel) > sel["seed"].nunique():
         raise RobexError(f"claims: {a} matches {len(sel)} rows that differ by more than the seed; narrow the selection")
     values, ns = sel["value"].astype(float), sel["n"].astype(float)
+    if values.isna().all():
+        raise Undefined(_undefined_reason(rows, a, sel))
     if not ((values >= 0) & (values <= 1)).all() or not (ns > 0).all():
         raise RobexError(f"claims: interval: wilson needs rates in [0, 1] with n > 0; {a} has "
                          f"values {values.tolist()} and n {ns.tolist()}")
@@ -272,7 +301,8 @@ def render(spec, evaluated: list[ClaimResult]) -> str:
     lines = [f"# {spec.title}", "", str(spec.intro).strip(), "",
              "How to read it: every cell is an estimate with its 95% confidence interval; a claim "
              "PASSes only when every cell's interval lies on the claimed side, FAILs when one lies on "
-             "the other side, and is NOT DISTINGUISHABLE when an interval contains the boundary. "
+             "the other side, and is NOT DISTINGUISHABLE when an interval contains the boundary or a cell is "
+             "undefined (a metric with no defined value there, e.g. a correlation of constant maps). "
              "The criteria are in `conf/claims/" + f"{spec.paper}.yaml` and in `robex/report/claims.py`.",
              "", "| claim | verdict | estimates [95% CI] |", "|---|---|---|"]
     for r in evaluated:

@@ -316,6 +316,15 @@ def attack_flops(attack, model, x, y) -> float:
     return (counts[1] - counts[0]) / len(x)
 
 
+def torch_softplus(model):
+    """The same network with torch's own softplus layers (nn.Softplus, what the authors' code builds)
+    in place of robex's BetaSoftplus (robex/models/layers.py: the same function to float rounding,
+    written with vectorised exp and log): the yardstick runs the authors' way, layers included."""
+    layers = [torch.nn.Softplus(beta=m.beta, threshold=20.0) if type(m).__name__ == "BetaSoftplus" else m
+              for m in copy.deepcopy(model)]
+    return freeze(torch.nn.Sequential(*layers))
+
+
 def relu_tanh_atex_cnn(model):
     """The authors' network: atex_cnn's layers with ReLU in the conv part and tanh after fc1."""
     layers = [torch.nn.ReLU() if type(m).__name__ == "BetaSoftplus" else m for m in copy.deepcopy(model)]
@@ -340,11 +349,12 @@ def bench_side_by_side(args, model, data) -> None:
 
     for label, net in (("softplus atex_cnn", model), ("authors' ReLU + tanh net", relu_tanh_atex_cnn(model))):
         ours = {b: paper_attack(b) for b in (64, 100)}
+        theirs = torch_softplus(net)
         times = interleaved({
             "robex batch 64": lambda: ours[64](net, Gradient(), x, y),
             "robex batch 100": lambda: ours[100](net, Gradient(), x, y),
-            "authors batch 100": lambda: authors_untargeted_attack(net, x, y, eps, steps, broadcast_bug=True),
-            "authors batch 100, broadcast fixed": lambda: authors_untargeted_attack(net, x, y, eps, steps),
+            "authors batch 100": lambda: authors_untargeted_attack(theirs, x, y, eps, steps, broadcast_bug=True),
+            "authors batch 100, broadcast fixed": lambda: authors_untargeted_attack(theirs, x, y, eps, steps),
         }, args.repeats)
         flops = attack_flops(paper_attack(64), net, x[:64], y[:64])
         its = {name: n * steps / min(ts) for name, ts in times.items()}
@@ -365,8 +375,10 @@ def bench_side_by_side(args, model, data) -> None:
     sub.train_x, sub.train_y = data.train_x[:seeds], data.train_y[:seeds]
     atex = ATEX(delta=eps, delta_scale=4.0, n_along=2, n_perp=8, show_progress=False)
 
-    def student():
-        s = copy.deepcopy(model)
+    authors_teacher = torch_softplus(model)  # the authors' layers (nn.Softplus), the same weights
+
+    def student(net=model):
+        s = copy.deepcopy(net)
         for p in s.parameters():
             p.requires_grad_(True)
         return s
@@ -378,10 +390,10 @@ def bench_side_by_side(args, model, data) -> None:
     counted = {}
 
     def authors_pass():
-        s = student()
+        s = student(authors_teacher)
         opt = torch.optim.Adam(s.parameters(), lr=1.5e-3)
         gen = torch.Generator().manual_seed(0)
-        counted["n"] = sum(authors_atex_batch(model, s, opt, sub.train_x[i:i + 100], sub.train_y[i:i + 100], eps,
+        counted["n"] = sum(authors_atex_batch(authors_teacher, s, opt, sub.train_x[i:i + 100], sub.train_y[i:i + 100], eps,
                                               generator=gen) for i in range(0, seeds, 100))
 
     times = interleaved({"robex": robex_stage, "authors": authors_pass}, args.repeats)

@@ -49,10 +49,17 @@ def test_each_of_robex_choices_makes_a_different_attack(digits_model, reference,
 
 
 def test_the_normalised_reference_is_robex_attack_on_its_own_map(digits_model, reference):
+    """Step for step on every image whose top-k set was never decided by a near-tie (k-th and
+    (k+1)-th map values within 1e-6: there float rounding alone picks the pixel, and the tape and
+    autograd round differently); such images are few."""
     x, y, _ = reference
-    ref = authors_untargeted_attack(digits_model, x, y, eps=0.1, steps=15, k=6, batch_size=16, normalised_map=True)
+    ties = []
+    ref = authors_untargeted_attack(digits_model, x, y, eps=0.1, steps=15, k=6, batch_size=16, normalised_map=True,
+                                    near_ties=ties)
     res = _paper_attack(normalise=None)(digits_model, Gradient(), x, y)
-    assert (res.x_adv - ref).abs().amax() < 1e-4
+    clear = ~torch.tensor(ties)
+    assert clear.sum() >= 28
+    assert (res.x_adv - ref)[clear].abs().amax() < 1e-4
 
 
 def test_best_iterate_is_at_least_the_last_one_on_the_same_walk(digits_model, reference):

@@ -42,17 +42,24 @@ def topk_mass(h: torch.Tensor, k: int, broadcast_bug: bool = False) -> torch.Ten
 
 def authors_untargeted_attack(model, x0: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 200,
                               k: int = 50, step_size: float = 0.02, batch_size: int = 100,
-                              broadcast_bug: bool = False, normalised_map: bool = False) -> torch.Tensor:
-    """The authors' untargeted top-k attack (see the module docstring); returns the last iterates."""
-    out = []
+                              broadcast_bug: bool = False, normalised_map: bool = False,
+                              near_ties: list | None = None) -> torch.Tensor:
+    """The authors' untargeted top-k attack (see the module docstring); returns the last iterates.
+    ``near_ties``, a list, receives one bool per image: True when at some step its map's k-th and
+    (k+1)-th values were within 1e-6 of each other (relative), so float rounding alone decides which
+    pixel is in the top-k set and two exact implementations may part there."""
+    out, tied = [], []
     for start in range(0, len(x0), batch_size):
         xb0, yb = x0[start:start + batch_size].detach(), y[start:start + batch_size]
         with torch.no_grad():
             pred0 = model(xb0).argmax(1)
         x = xb0.clone()
+        tie = torch.zeros(len(xb0), dtype=torch.bool)
         for _ in range(steps):
             xr = x.clone().requires_grad_(True)
             h, _ = abs_gradient(model, xr, yb, normalised_map)
+            top = h.detach().topk(k + 1, dim=1).values
+            tie |= (top[:, k - 1] - top[:, k]) <= 1e-6 * top[:, k - 1].abs()
             (g,) = torch.autograd.grad(-topk_mass(h, k, broadcast_bug), xr)
             scale = g.flatten(1).abs().amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
             with torch.no_grad():
@@ -60,6 +67,9 @@ def authors_untargeted_attack(model, x0: torch.Tensor, y: torch.Tensor, eps: flo
                 kept = model(x_new).argmax(1) == pred0
                 x = torch.where(kept.view(-1, 1, 1, 1), x_new, x)
         out.append(x)
+        tied.append(tie)
+    if near_ties is not None:
+        near_ties.extend(torch.cat(tied).tolist())
     return torch.cat(out)
 
 

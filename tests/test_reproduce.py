@@ -11,6 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from robex.errors import RobexError
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -245,3 +247,36 @@ def test_relex_gallery_draws_each_methods_mask_and_lists_its_mean(tmp_path):
         assert row.mask_mean.item() == pytest.approx(job["maps_adv"][1].mean())
     with pytest.raises(ValueError, match="needs the jobs' arrays"):
         render_relex_gallery(None, paper, tmp_path, [])
+
+
+def test_the_aggmean_robustness_curve_attacks_every_method_in_the_same_ball_and_plots_own_attacks(tmp_path):
+    """aggmean_robustness: the eps ball is the job's threat and the optimiser the same for every
+    method (the paper's per-method learning rates do not apply); the figure draws each method's own
+    attack only (``plot.same``), not the transfer rows beside it."""
+    from hydra import compose, initialize_config_dir
+
+    from robex.report.plot import render_plot
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+        cfgs = {e: compose("config", overrides=["paper=aggmean_robustness", f"explainer={e}", "threat.budget=0.0313725"])
+                for e in ("gradient", "agg_mean")}
+    for cfg in cfgs.values():
+        attack = instantiate_attack(cfg)
+        assert attack.threat.columns() == {"threat": "linf", "budget": 0.0313725, "units": "pixel"}
+        assert attack.threat.lrs == [1e-3] and attack.iterations == 1500
+    rows = pd.DataFrame([{"explainer": ev, "attacked_explainer": att, "budget": b, "metric": m, "source": "s",
+                          "seed": 0, "value": (0.5 if ev == att else 0.1) + b, "se": 0.01, "n": 100}
+                         for att in ("gradient", "agg_mean") for ev in ("gradient", "agg_mean")
+                         for b in (0.01, 0.02) for m in ("pcc_delta", "topk_delta")])
+    csv = render_plot(rows, cfgs["agg_mean"].paper, tmp_path)
+    assert len(csv) == 2 * 2 * 2 and csv["value"].tolist() == pytest.approx([0.51, 0.52] * 4)
+    bad = cfgs["agg_mean"].paper.copy()
+    bad.plot.same = ["explainer", "no_such_column"]
+    with pytest.raises(RobexError, match="name two columns"):
+        render_plot(rows, bad, tmp_path)
+
+
+def instantiate_attack(cfg):
+    from hydra.utils import instantiate
+
+    return instantiate(cfg.attack)

@@ -25,6 +25,8 @@ A preset sets ``paper.render._target_: robex.report.plot.render_plot`` and descr
       sharey: false                  # optional: each panel its own y range (default: one range for all)
       error: se                      # optional: error bars of +- se where it is known, or sd: +- the
                                      # standard deviation over samples (se x sqrt(n), the papers' bars)
+      same: [explainer, attacked_explainer]   # optional: only rows where these columns agree (an
+                                     # attack scored on the explainer it fooled, not its transfers)
 
 A metric that could not be computed (a ``<metric>_unavailable`` row, e.g. LPIPS without its
 weights) is named with its reason under the figure, so an absent panel is never silent. Rows from an
@@ -136,8 +138,21 @@ def unavailable_notes(rows: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(notes))
 
 
+def _restrict(rows: pd.DataFrame, spec) -> pd.DataFrame:
+    """The rows the figure draws from: all, or (``same: [a, b]``) those whose columns a and b agree."""
+    same = spec.get("same")
+    if not same:
+        return rows
+    cols = [str(c) for c in same]
+    missing = [c for c in cols if c not in rows.columns]
+    if len(cols) != 2 or missing:
+        raise RobexError(f"paper.plot.same={cols}: name two columns of the rows (missing: {missing})")
+    return rows[rows[cols[0]].astype(str) == rows[cols[1]].astype(str)]
+
+
 def plotted_values(rows: pd.DataFrame, spec) -> pd.DataFrame:
     """The tidy frame of the plotted points (one per facet x series x x), seeds averaged."""
+    rows = _restrict(rows, spec)
     metrics = _metrics(spec)
     sel = rows[rows["metric"].isin(metrics)]
     sel, facet_col = _grouping(sel, spec, "facet")
@@ -169,6 +184,7 @@ def render_plot(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) -> 
     spec = paper.plot
     if spec.get("kind", "line") not in KINDS:
         raise RobexError(f"paper.plot.kind={spec.kind!r}: choose one of {', '.join(KINDS)}")
+    rows = _restrict(rows, spec)
     plotted = plotted_values(rows, spec)
     sel = rows[rows["metric"].isin(_metrics(spec))]
     sel, facet_col = _grouping(sel, spec, "facet")

@@ -1,6 +1,7 @@
 """The targeted map attack (Dombrowski et al.) and the blank-square objective, on a small trained
 ReLU network: lowers the map MSE to the target, keeps labels, stays in range, works through every
 explainer; the AGG-Mean task's transfer and square metrics."""
+import numpy as np
 import pytest
 import torch
 
@@ -69,3 +70,51 @@ def test_similarity_deltas_hand_case():
     assert d["pcc_delta"].item() == pytest.approx(2.0)  # from -1 to 1
     assert d["topk_delta"].item() == pytest.approx(1.0)  # from 0 to 1
     assert d["mse_delta"].item() == pytest.approx(-0.25)  # from mean(4 x 0.5^2) = 0.25 to 0
+
+
+def _gallery_job(attacked, evaluators, blank=False, n=4, hw=8):
+    rng = np.random.default_rng(0)
+    job = {"attacked": np.array(attacked), "x": rng.random((n, 1, hw, hw)), "x_adv": rng.random((n, 1, hw, hw)),
+           "x_target": rng.random((n, 1, hw, hw))}
+    for m in evaluators:
+        for key in ("map_start", "map_adv") + (() if blank else ("map_target",)):
+            job[f"{m}__{key}"] = rng.random((n, hw, hw))
+    return job
+
+
+def test_galleries_draw_the_chosen_sample_and_the_blank_square_target(tmp_path):
+    """AGG-Mean Figs. 1, 3, 7-10, 15-16: the grid draws the preset's sample of each method's own job,
+    its adversarial input when asked, and for blank-square jobs the start map with the square zeroed
+    as the target (what the attack aimed at); the transfer grid draws another method's maps of the
+    images attacked through the first."""
+    from omegaconf import OmegaConf
+
+    from robex.attacks.targeted_map import blank_square_target, centre_square_mask
+    from robex.report.aggmean import render_transfer_grid, render_visual_grid
+
+    methods = ["guided_backprop", "agg_mean"]
+    arrays = [_gallery_job(m, methods) for m in methods]
+    paper = OmegaConf.create({"title": "t", "sample": 2, "adv_inputs": True, "methods": methods + ["lrp"]})
+    csv = render_visual_grid(None, paper, tmp_path, arrays)
+    gb = csv[(csv["row"] == "guided_backprop") & (csv["panel"] == "map_adv")]["value"].to_numpy()
+    assert np.allclose(gb, arrays[0]["guided_backprop__map_adv"][2].ravel())  # sample 2 of its own job
+    adv = csv[(csv["row"] == "agg_mean") & (csv["panel"] == "x_adv")]["value"].to_numpy()
+    assert np.allclose(adv, arrays[1]["x_adv"][2, 0].ravel())
+    assert set(csv["row"]) == {"images", "guided_backprop", "agg_mean"}  # no job for lrp: no row
+    assert (tmp_path / "figure.png").stat().st_size > 1000
+
+    blank = [_gallery_job(m, methods, blank=True) for m in methods]
+    paper = OmegaConf.create({"title": "t", "sample": 1, "square_fraction": 0.25, "methods": methods})
+    csv = render_visual_grid(None, paper, tmp_path, blank)
+    target = csv[(csv["row"] == "agg_mean") & (csv["panel"] == "map_target")]["value"].to_numpy().reshape(8, 8)
+    start = torch.as_tensor(blank[1]["agg_mean__map_start"][1:2])
+    expected = blank_square_target(start, centre_square_mask(8, 8, 0.25)).numpy()[0]
+    assert np.allclose(target, expected) and target[3:5, 3:5].max() == 0 and target.sum() == pytest.approx(1.0)
+    assert "x_target" not in set(csv["panel"])  # no target image for the blank-square objective
+
+    arrays = [_gallery_job("guided_backprop", ["guided_backprop", "lrp"])]
+    paper = OmegaConf.create({"title": "t", "sample": 3, "attacked": "guided_backprop",
+                              "evaluated": ["guided_backprop", "lrp"]})
+    csv = render_transfer_grid(None, paper, tmp_path, arrays)
+    lrp = csv[(csv["row"] == "lrp") & (csv["panel"] == "map_adv")]["value"].to_numpy()
+    assert np.allclose(lrp, arrays[0]["lrp__map_adv"][3].ravel())

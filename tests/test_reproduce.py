@@ -263,7 +263,7 @@ def test_the_aggmean_robustness_curve_attacks_every_method_in_the_same_ball_and_
     for cfg in cfgs.values():
         attack = instantiate_attack(cfg)
         assert attack.threat.columns() == {"threat": "linf", "budget": 0.0313725, "units": "pixel"}
-        assert attack.threat.lrs == [1e-3] and attack.iterations == 1500
+        assert attack.threat.lrs == [1e-3] and attack.iterations == 400 and cfg.task.n_pairs == 25
     rows = pd.DataFrame([{"explainer": ev, "attacked_explainer": att, "budget": b, "metric": m, "source": "s",
                           "seed": 0, "value": (0.5 if ev == att else 0.1) + b, "se": 0.01, "n": 100}
                          for att in ("gradient", "agg_mean") for ev in ("gradient", "agg_mean")

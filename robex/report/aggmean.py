@@ -1,5 +1,5 @@
 """AGG-Mean (Rieger & Hansen 2020): the tables' data note and the figures drawn from per-sample arrays
-(transfer and aggregate-vs-single scatters, the visual grid). Its tables are pivot layouts in the presets
+(transfer and aggregate-vs-single scatters, the visual grids of Figs. 1, 3, 4, 7-10, 15-16). Its tables are pivot layouts in the presets
 (robex/report/pivot.py)."""
 from __future__ import annotations
 
@@ -91,32 +91,96 @@ def render_aggregate_vs_single(rows: pd.DataFrame, paper: DictConfig, out_dir, a
     return save_figure(fig, out_dir, records)
 
 
+def _show(fig, ax, img, title, cmap, colorbar: bool = True):
+    """One panel: a map (``hot``, clipped at its 99th percentile for display, as the paper does) or
+    an image (``gray``, 0-1), with a colour bar giving the scale."""
+    if cmap == "hot":
+        hi = float(np.percentile(img, 99))
+        im = ax.imshow(np.clip(img, None, hi), cmap=cmap, vmin=0.0, vmax=hi if hi > 0 else None)
+    else:
+        im = ax.imshow(img, cmap=cmap, vmin=0.0, vmax=1.0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=7)
+    if colorbar:
+        bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+        bar.ax.tick_params(labelsize=5)
+
+
+def _map_target(job, m: str, sample: int, square_fraction: float):
+    """The map the attack on ``m`` aimed at: another image's map (stored), or, for the blank-square
+    objective (no stored target), the start map with the centred square zeroed and renormalised."""
+    key = f"{m}__map_target"
+    if key in job:
+        return job[key][sample]
+    import torch
+
+    from robex.attacks.targeted_map import blank_square_target, centre_square_mask
+
+    h = torch.as_tensor(job[f"{m}__map_start"][sample:sample + 1])
+    return blank_square_target(h, centre_square_mask(*h.shape[-2:], square_fraction)).numpy()[0]
+
+
 def render_visual_grid(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) -> pd.DataFrame:
-    """Fig. 4: for one sample, each method attacked individually: start map, target map, adversarial
-    map (values clipped at the 99th percentile for display), plus the images."""
+    """Figs. 1, 4, 7-10, 15-16: for one sample (``paper.sample``, one of the first ``keep_maps``
+    pairs), each method of ``paper.methods`` attacked on its own map: start map, target map, map
+    after the attack (maps clipped at the 99th percentile for display), each with a colour bar; the
+    start, target and first adversarial image on top. ``adv_inputs: true`` adds each method's
+    adversarial input beside its maps (Fig. 7: the appendix's version of Fig. 4). Blank-square jobs
+    (Figs. 15-16) show the square-zeroed start map as their target."""
     sample = int(paper.get("sample", 0))
     methods = [m for m in paper.methods if _job(arrays, m) is not None]
-    fig, axes = plt.subplots(len(methods) + 1, 3, figsize=(6.6, 2.2 * (len(methods) + 1)), squeeze=False)
+    adv_inputs = bool(paper.get("adv_inputs", False))
+    square = float(paper.get("square_fraction", 0.25))
+    ncols = 4 if adv_inputs else 3
+    fig, axes = plt.subplots(len(methods) + 1, ncols, figsize=(2.5 * ncols, 2.2 * (len(methods) + 1)), squeeze=False)
     records = []
-
-    def show(ax, img, title, cmap):
-        hi = np.percentile(img, 99) if cmap == "hot" else None
-        ax.imshow(np.clip(img, None, hi) if hi is not None else img, cmap=cmap)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_title(title, fontsize=8)
-
+    for ax in axes[0]:
+        ax.axis("off")
     if methods:
         job = _job(arrays, methods[0])
-        for c, (key, title) in enumerate((("x", "start image"), ("x_target", "target image"), ("x_adv", f"adversarial ({LABELS.get(methods[0], methods[0])})"))):
+        aimed = f"{methods[0]}__map_target" in job  # another image's map (not the blank square)
+        top = [("x", "start image")] + ([("x_target", "target image")] if aimed else []) \
+            + [("x_adv", f"adversarial ({LABELS.get(methods[0], methods[0])})")]
+        for c, (key, title) in enumerate(top):
             img = job[key][sample, 0]
-            show(axes[0, c], img, title, "gray")
+            axes[0, c].axis("on")
+            _show(fig, axes[0, c], img, title, "gray")
             records.append(pd.DataFrame({"row": "images", "panel": key, "pixel": np.arange(img.size), "value": img.ravel()}))
     for r, m in enumerate(methods, start=1):
         job = _job(arrays, m)
-        for c, (key, title) in enumerate((("map_start", "start"), ("map_target", "target"), ("map_adv", "after attack"))):
-            img = job[f"{m}__{key}"][sample]
-            show(axes[r, c], img, f"{LABELS.get(m, m)}: {title}", "hot")
+        panels = [("map_start", "start", job[f"{m}__map_start"][sample]),
+                  ("map_target", "target", _map_target(job, m, sample, square)),
+                  ("map_adv", "after attack", job[f"{m}__map_adv"][sample])]
+        for c, (key, title, img) in enumerate(panels):
+            _show(fig, axes[r, c], img, f"{LABELS.get(m, m)}: {title}", "hot")
             records.append(pd.DataFrame({"row": m, "panel": key, "pixel": np.arange(img.size), "value": img.ravel()}))
+        if adv_inputs:
+            img = job["x_adv"][sample, 0]
+            _show(fig, axes[r, 3], img, f"adversarial input ({LABELS.get(m, m)} attacked)", "gray")
+            records.append(pd.DataFrame({"row": m, "panel": "x_adv", "pixel": np.arange(img.size), "value": img.ravel()}))
+    fig.suptitle(paper.title, fontsize=9)
+    return save_figure(fig, out_dir, records)
+
+
+def render_transfer_grid(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) -> pd.DataFrame:
+    """Fig. 3: one sample attacked through ``paper.attacked``; its maps by every method of
+    ``paper.evaluated`` (one row each): start, target (that method's map of the target image), and
+    on the adversarial input, each with a colour bar; the adversarial input itself on the right."""
+    sample, src = int(paper.get("sample", 0)), str(paper.attacked)
+    job = _job(arrays, src)
+    evaluated = [m for m in paper.evaluated if job is not None and f"{m}__map_adv" in job]
+    fig, axes = plt.subplots(max(1, len(evaluated)), 4, figsize=(10, 2.3 * max(1, len(evaluated))), squeeze=False)
+    records = []
+    for r, m in enumerate(evaluated):
+        panels = [("map_start", "start"), ("map_target", "target"), ("map_adv", f"on the input attacked through {LABELS.get(src, src)}")]
+        for c, (key, title) in enumerate(panels):
+            img = job[f"{m}__{key}"][sample]
+            _show(fig, axes[r, c], img, f"{LABELS.get(m, m)}: {title}", "hot")
+            records.append(pd.DataFrame({"row": m, "panel": key, "pixel": np.arange(img.size), "value": img.ravel()}))
+        img = job["x_adv"][sample, 0]
+        _show(fig, axes[r, 3], img, "adversarial input", "gray")
+    if not evaluated:
+        axes[0, 0].set_title(f"no job attacking {src} with maps of {list(paper.evaluated)}", fontsize=8)
     fig.suptitle(paper.title, fontsize=9)
     return save_figure(fig, out_dir, records)

@@ -27,7 +27,9 @@ PAPERS = {
                  "smoothed_tab4", "smoothed_tab5", "smoothed_fig6", "smoothed_fig4", "smoothed_fig5", "smoothed_fig7"],
     "relex": ["relex_tab1", "relex_fig5", "relex_fig3", "relex_fig6", "relex_fig4a", "relex_fig4b", "relex_fig1"],
     "aggmean": ["aggmean_tab1", "aggmean_tab3", "aggmean_fig2", "aggmean_fig11_14", "aggmean_fig5",
-                "aggmean_fig4", "aggmean_tab4", "aggmean_tab2", "aggmean_tab1_equal_lr", "aggmean_robustness"],
+                "aggmean_fig4", "aggmean_tab4", "aggmean_tab2", "aggmean_tab1_equal_lr", "aggmean_robustness",
+                "aggmean_fig1", "aggmean_fig3", "aggmean_fig7", "aggmean_fig8", "aggmean_fig9", "aggmean_fig10",
+                "aggmean_fig15", "aggmean_fig16"],
 }
 TITLES = {"atex": "ATEX: adversarial training on explanations",
           "smoothed": "Smoothed explanations: quality and robustness",

@@ -190,3 +190,39 @@ def test_sign_and_adam_steps_ascend_the_objective():
     torch.testing.assert_close(b, torch.tensor([[0.5, -0.5, 0.0]]), atol=1e-6, rtol=0)
     with pytest.raises(RobexError, match="on_label_change"):
         NormalisedStep(0.1, "retry")
+
+
+def test_a_seeded_smoothgrad_is_attacked_through_fresh_draws_of_the_chosen_count(digits_model, batch, monkeypatch):
+    """noise_samples k: every step differentiates SmoothGrad with k draws that change from step to
+    step (a seeded explainer gives the same map on every call; its stepping view must not), while
+    the clean map the top-k set comes from uses the explainer as configured; the explainer itself is
+    left as it was."""
+    from robex.attacks.base import stepping_explainer
+    from robex.explainers.noise_tunnel import SmoothGrad
+
+    x, y = batch
+    sg = SmoothGrad(n_samples=20, sigma=0.1, seed=0)
+    assert stepping_explainer(sg, None) is sg and stepping_explainer(Gradient(), 4).__class__ is Gradient
+    view = stepping_explainer(sg, 4)
+    assert (view.n_samples, view.seed, sg.n_samples, sg.seed) == (4, None, 20, 0)
+    torch.manual_seed(0)
+    a, b = view(digits_model, x[:4], y[:4]), view(digits_model, x[:4], y[:4])
+    assert not torch.allclose(a, b)  # fresh draws
+    assert torch.allclose(sg(digits_model, x[:4], y[:4]), sg(digits_model, x[:4], y[:4]))  # seeded: fixed
+
+    calls = []
+    original = SmoothGrad.heatmap_with_pullback
+
+    def spy(self, model, xx, target):
+        calls.append((self.n_samples, self.seed))
+        return original(self, model, xx, target)
+
+    attack = ExplanationManipulation(objective=TopKSuppression(k=6), threat=Threat(budget=4 / 255), steps=3,
+                                     optimiser=SignStep(1 / 255), batch_size=16, show_progress=False,
+                                     noise_samples=4)
+    monkeypatch.setattr(SmoothGrad, "heatmap_with_pullback", spy)
+    res = attack(digits_model, sg, x[:16], y[:16])
+    assert calls[0] == (20, 0) and set(calls[1:]) == {(4, None)} and len(calls) == 1 + 4
+    assert ((res.x_adv - x[:16]).abs().flatten(1).amax(1) <= 4 / 255 + 1e-6).all()
+    with pytest.raises(RobexError, match="noise_samples=0 must be >= 1"):
+        ExplanationManipulation(objective=TopKSuppression(k=6), threat=Threat(budget=0.1), noise_samples=0)

@@ -5,6 +5,8 @@ recorded in every row) and says whether it optimises against an explainer (``on_
 row's ``attacked_explainer`` column then names the job's explainer)."""
 from __future__ import annotations
 
+import copy
+
 from dataclasses import dataclass, field
 
 import torch
@@ -46,6 +48,27 @@ def check_gradient(grad: torch.Tensor, attack: str, explainer: str) -> None:
             f"attack {attack}: the gradient of its objective w.r.t. the input is identically zero on "
             f"explainer {explainer} (a ReLU network's gradient map has zero second derivative); "
             f"set attack.surrogate_beta (softplus surrogate, e.g. 10) so the attack can move")
+
+
+def stepping_explainer(explainer, noise_samples: int | None):
+    """The explainer an attack differentiates each step: for a noise tunnel (SmoothGrad, Uniform
+    Gradient) with ``noise_samples`` set, a view with that many draws per step, FRESH at every step
+    (the view draws from torch's global stream, which the pipeline seeds per job, even when the
+    explainer itself is seeded to give the same map on every call): the attack goes through the
+    noise as an expectation over its draws; the reported maps use the explainer as configured.
+    Anything else, or ``noise_samples`` None: the explainer itself."""
+    if noise_samples is None or not hasattr(explainer, "n_samples"):
+        return explainer
+    view = copy.copy(explainer)
+    view.n_samples = int(noise_samples)
+    view.seed = None
+    return view
+
+
+def check_noise_samples(name: str, noise_samples) -> int | None:
+    if noise_samples is not None and int(noise_samples) < 1:
+        raise RobexError(f"attack {name}: noise_samples={noise_samples} must be >= 1 (or null)")
+    return None if noise_samples is None else int(noise_samples)
 
 
 def per_sample_max(t: torch.Tensor) -> torch.Tensor:

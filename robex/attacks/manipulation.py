@@ -20,7 +20,8 @@ import copy
 
 import torch
 
-from robex.attacks.base import AttackResult, check_gradient, label_kept, per_sample_max
+from robex.attacks.base import (AttackResult, check_gradient, check_noise_samples, label_kept, per_sample_max,
+                                stepping_explainer)
 from robex.attacks.objectives import MassObjective
 from robex.attacks.optimisers import NormalisedStep, SignStep
 from robex.errors import RobexError
@@ -99,9 +100,10 @@ class ExplanationManipulation(_StepAttack):
     def __init__(self, threat, objective, optimiser=None, name: str = "manip_untargeted", steps: int = 200,
                  batch_size: int = 64, seed: int = 0, show_progress: bool = True,
                  surrogate_beta: float | None = 10.0, surrogate_beta_end: float | None = None,
-                 returns: str = "best", normalise=None):
+                 returns: str = "best", normalise=None, noise_samples: int | None = None):
         super().__init__(name, threat, steps, optimiser or NormalisedStep(0.02, "halve"), batch_size, seed,
                          show_progress, surrogate_beta, surrogate_beta_end)
+        self.noise_samples = check_noise_samples(name, noise_samples)
         if returns not in ("best", "last"):
             raise RobexError(f"attack {name}: returns={returns!r}: choose best or last")
         self.returns = returns
@@ -124,7 +126,8 @@ class ExplanationManipulation(_StepAttack):
         net, surrogate = self.net, self.handle is not None
         if surrogate:
             self.handle.set_beta(self.schedule.start)
-        h0, logits0, _ = explainer.heatmap_with_pullback(net, x0, target)
+        h0, logits0, _ = explainer.heatmap_with_pullback(net, x0, target)  # the clean map as configured
+        stepper = stepping_explainer(explainer, self.noise_samples)
         if surrogate:
             with torch.no_grad():
                 logits0 = model(x0)
@@ -137,7 +140,7 @@ class ExplanationManipulation(_StepAttack):
         for it in range(self.steps + 1):
             if surrogate:
                 self.handle.set_beta(self.schedule(it, self.steps + 1))
-            h, logits, pullback = explainer.heatmap_with_pullback(net, x, target)
+            h, logits, pullback = stepper.heatmap_with_pullback(net, x, target)
             if surrogate:
                 with torch.no_grad():
                     logits = model(x)

@@ -27,12 +27,11 @@ zero and renormalised, Ghorbani et al.'s objective as used in the paper's append
 """
 from __future__ import annotations
 
-import copy
-
 import torch
 import torch.nn.functional as F
 
-from robex.attacks.base import AttackResult, check_gradient, label_kept, per_sample_max
+from robex.attacks.base import (AttackResult, check_gradient, check_noise_samples, label_kept, per_sample_max,
+                                stepping_explainer)
 from robex.attacks.optimisers import AdamStep
 from robex.errors import RobexError
 from robex.models.transforms import BetaSchedule, softplus_surrogate
@@ -82,21 +81,13 @@ class TargetedMapAttack:
             raise RobexError(f"attack {name}: perturbation must be a perturbation model (robex/threats), "
                              f"got {type(perturbation).__name__}")
         self.threat = perturbation  # what the rows record (threat, budget, units)
-        if noise_samples is not None and int(noise_samples) < 1:
-            raise RobexError(f"attack {name}: noise_samples={noise_samples} must be >= 1 (or null)")
-        self.noise_samples = None if noise_samples is None else int(noise_samples)
+        self.noise_samples = check_noise_samples(name, noise_samples)
         self.square_fraction = float(square_fraction)
         self.batch_size, self.show_progress = int(batch_size), show_progress
 
     def stepping_explainer(self, explainer):
-        """The explainer the attack differentiates each step: a noise tunnel (SmoothGrad, Uniform
-        Gradient) with ``noise_samples`` fresh draws per step instead of its own count when that is
-        set (the attack goes through the noise; the reported maps use the explainer as configured)."""
-        if self.noise_samples is None or not hasattr(explainer, "n_samples"):
-            return explainer
-        view = copy.copy(explainer)
-        view.n_samples = self.noise_samples
-        return view
+        """See :func:`robex.attacks.base.stepping_explainer`."""
+        return stepping_explainer(explainer, self.noise_samples)
 
     def map_weight(self, height: int, width: int) -> float:
         return self.w_map * (height * width / 224.0 ** 2) ** 2

@@ -280,3 +280,29 @@ def instantiate_attack(cfg):
     from hydra.utils import instantiate
 
     return instantiate(cfg.attack)
+
+
+def test_a_log_x_axis_puts_ticks_at_the_swept_values_and_refuses_what_it_cannot_draw(tmp_path, monkeypatch):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import open_dict
+
+    from robex.report import plot
+
+    figures = []
+    monkeypatch.setattr(plot, "save_figure", lambda fig, out, plotted, **kw: figures.append(fig) or plotted)
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+        fig3 = compose("config", overrides=["paper=relex_fig3"]).paper
+    rows = pd.DataFrame([{"defense": "none", "explainer": "relex", "budget": b, "metric": m, "source": "s", "seed": 0,
+                          "value": 0.9, "se": 0.01, "n": 100}
+                         for b in (0.07, 1.0, 8.0) for m in ("retrieval_adv_adv", "retrieval_clean_adv")])
+    plot.render_plot(rows, fig3, tmp_path)
+    ax = figures[-1].axes[0]
+    assert ax.get_xscale() == "log" and list(ax.get_xticks()) == pytest.approx([0.07, 1.0, 8.0])
+    with open_dict(fig3):
+        fig3.plot.xscale = "symlog"
+    with pytest.raises(RobexError, match="only 'log'"):
+        plot.render_plot(rows, fig3, tmp_path)
+    with open_dict(fig3):
+        fig3.plot.xscale = "log"
+    with pytest.raises(RobexError, match="positive x values"):
+        plot.render_plot(rows.assign(budget=rows["budget"] - 0.07), fig3, tmp_path)

@@ -23,6 +23,8 @@ A preset sets ``paper.render._target_: robex.report.plot.render_plot`` and descr
       xlabel: ..., ylabel: ...       # axis labels (default: the column / metric)
       legend: below                  # optional: one legend under the panels (default: one per panel)
       sharey: false                  # optional: each panel its own y range (default: one range for all)
+      xscale: log                    # optional (lines): a log x axis, ticks at the x values (eps
+                                     # sweeps spanning 0.07 to 8)
       error: se                      # optional: error bars of +- se where it is known, or sd: +- the
                                      # standard deviation over samples (se x sqrt(n), the papers' bars)
       same: [explainer, attacked_explainer]   # optional: only rows where these columns agree (an
@@ -225,6 +227,15 @@ def render_plot(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) -> 
                 at = facet_rows[facet_rows[spec.x].astype(str) == str(x)][spec.x_tick_column].astype(str)
                 ticks[x] = at.iloc[0].removeprefix(str(spec.get("x_tick_strip", ""))) if len(at) else str(x)
             ax.set_xticks([float(x) for x in xs_all], [ticks[x] for x in xs_all], rotation=60, fontsize=7)
+        if spec.get("xscale") is not None:
+            if spec.xscale != "log" or spec.get("kind", "line") != "line":
+                raise RobexError(f"paper.plot.xscale={spec.xscale!r}: only 'log', for line plots")
+            xs = sorted(float(x) for x in xs_all)
+            if xs and xs[0] <= 0:
+                raise RobexError(f"paper.plot.xscale=log needs positive x values; got {xs[0]}")
+            ax.set_xscale("log")
+            ax.set_xticks(xs, [f"{x:g}" if x >= 0.01 else f"{x:.2g}" for x in xs], fontsize=7)
+            ax.minorticks_off()
         ax.set_xlabel(spec.get("xlabel", spec.x))
         ax.set_ylabel(spec.get("ylabel", ", ".join(_metrics(spec))))
         if facet is not None:

@@ -234,7 +234,7 @@ def render_plot(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) -> 
             if xs and xs[0] <= 0:
                 raise RobexError(f"paper.plot.xscale=log needs positive x values; got {xs[0]}")
             ax.set_xscale("log")
-            ax.set_xticks(xs, [f"{x:g}" if x >= 0.01 else f"{x:.2g}" for x in xs], fontsize=7)
+            ax.set_xticks(xs, [f"{x:.3g}" for x in xs], fontsize=7)
             ax.minorticks_off()
         ax.set_xlabel(spec.get("xlabel", spec.x))
         ax.set_ylabel(spec.get("ylabel", ", ".join(_metrics(spec))))

@@ -17,7 +17,7 @@ class f predicts at x. The returned facts are computed with the original ReLU ne
 ``label_kept``, ``linf``, and the objective (the map MSE to the target) before and after.
 
 With ``noise_samples`` k, a noise-tunnel explainer (SmoothGrad, Uniform Gradient) is differentiated
-through k fresh noise draws per step (:meth:`stepping_explainer`) rather than its own count.
+through k fresh noise draws per step (:func:`robex.attacks.base.stepping_explainer`) rather than its own count.
 
 ``w_map`` is given for 224 x 224 heatmaps (sum to one); for H x W maps it is scaled by
 (H W / 224^2)^2, which keeps the balance with the output term the same for every image size.
@@ -85,10 +85,6 @@ class TargetedMapAttack:
         self.square_fraction = float(square_fraction)
         self.batch_size, self.show_progress = int(batch_size), show_progress
 
-    def stepping_explainer(self, explainer):
-        """See :func:`robex.attacks.base.stepping_explainer`."""
-        return stepping_explainer(explainer, self.noise_samples)
-
     def map_weight(self, height: int, width: int) -> float:
         return self.w_map * (height * width / 224.0 ** 2) ** 2
 
@@ -108,7 +104,7 @@ class TargetedMapAttack:
         bar = progress(total=len(x) * self.iterations, desc=f"attack {self.name} on {explainer.name}",
                        enabled=self.show_progress)
         net, swap = softplus_surrogate(model, self.schedule.start)  # a copy: the model is not touched
-        stepping = self.stepping_explainer(explainer)
+        stepping = stepping_explainer(explainer, self.noise_samples)
         for s in range(0, len(x), self.batch_size):
             sl = slice(s, s + self.batch_size)
             out[sl] = self._attack_chunk(model, net, swap, stepping, x[sl], target[sl], h_t[sl], bar)

@@ -58,8 +58,9 @@ def authors_untargeted_attack(model, x0: torch.Tensor, y: torch.Tensor, eps: flo
         for _ in range(steps):
             xr = x.clone().requires_grad_(True)
             h, _ = abs_gradient(model, xr, yb, normalised_map)
-            top = h.detach().topk(k + 1, dim=1).values
-            tie |= (top[:, k - 1] - top[:, k]) <= 1e-6 * top[:, k - 1].abs()
+            if near_ties is not None:  # off the timed path of make bench
+                top = h.detach().topk(k + 1, dim=1).values
+                tie |= (top[:, k - 1] - top[:, k]) <= 1e-6 * top[:, k - 1].abs()
             (g,) = torch.autograd.grad(-topk_mass(h, k, broadcast_bug), xr)
             scale = g.flatten(1).abs().amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
             with torch.no_grad():

@@ -91,7 +91,7 @@ def render_aggregate_vs_single(rows: pd.DataFrame, paper: DictConfig, out_dir, a
     return save_figure(fig, out_dir, records)
 
 
-def _show(fig, ax, img, title, cmap, colorbar: bool = True):
+def _show(fig, ax, img, title, cmap):
     """One panel: a map (``hot``, clipped at its 99th percentile for display, as the paper does) or
     an image (``gray``, 0-1), with a colour bar giving the scale."""
     if cmap == "hot":
@@ -102,9 +102,8 @@ def _show(fig, ax, img, title, cmap, colorbar: bool = True):
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=7)
-    if colorbar:
-        bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
-        bar.ax.tick_params(labelsize=5)
+    bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+    bar.ax.tick_params(labelsize=5)
 
 
 def _map_target(job, m: str, sample: int, square_fraction: float):

@@ -154,7 +154,10 @@ def _restrict(rows: pd.DataFrame, spec) -> pd.DataFrame:
 
 def plotted_values(rows: pd.DataFrame, spec) -> pd.DataFrame:
     """The tidy frame of the plotted points (one per facet x series x x), seeds averaged."""
-    rows = _restrict(rows, spec)
+    return _plotted(_restrict(rows, spec), spec)
+
+
+def _plotted(rows: pd.DataFrame, spec) -> pd.DataFrame:
     metrics = _metrics(spec)
     sel = rows[rows["metric"].isin(metrics)]
     sel, facet_col = _grouping(sel, spec, "facet")
@@ -187,7 +190,7 @@ def render_plot(rows: pd.DataFrame, paper: DictConfig, out_dir, arrays=None) -> 
     if spec.get("kind", "line") not in KINDS:
         raise RobexError(f"paper.plot.kind={spec.kind!r}: choose one of {', '.join(KINDS)}")
     rows = _restrict(rows, spec)
-    plotted = plotted_values(rows, spec)
+    plotted = _plotted(rows, spec)
     sel = rows[rows["metric"].isin(_metrics(spec))]
     sel, facet_col = _grouping(sel, spec, "facet")
     sel, series_col = _grouping(sel, spec, "series")

@@ -89,3 +89,19 @@ def test_smoothgrad_is_the_mean_gradient_over_its_noise_copies():
         noisy = noisy + torch.randn_like(noisy) * 0.1
         ref.append(input_gradient(model, noisy, y[i].repeat(5)).mean(0, keepdim=True))
     torch.testing.assert_close(ours, torch.cat(ref))
+
+
+@pytest.mark.parametrize("c_in,stride,padding,size", [(1, 1, 1, 12), (3, 2, 1, 13), (3, 2, 0, 9), (4, 1, 1, 8)])
+def test_tape_conv_adjoint_equals_autograd_on_both_routes(c_in, stride, padding, size):
+    """The tape's conv adjoint (matmul + fold for <= 3 input channels, conv_transpose2d above)
+    is the exact transpose of the layer: <conv(x), g> = <x, adjoint(g)> via autograd, for
+    strides and sizes that leave a remainder."""
+    torch.manual_seed(0)
+    layer = nn.Conv2d(c_in, 5, 3, stride=stride, padding=padding, bias=False)
+    x = torch.randn(2, c_in, size, size, requires_grad=True)
+    out = layer(x)
+    g = torch.randn_like(out)
+    (ref,) = torch.autograd.grad(out, x, g)
+    got = sequential_tape._conv_transpose(layer, g.detach(), x.shape)
+    assert got.shape == x.shape
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)

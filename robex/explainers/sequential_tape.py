@@ -62,9 +62,23 @@ def _act_derivatives(layer: nn.Module, z: torch.Tensor):
     return d, d * (1.0 - d) * beta
 
 
+_FOLD_MAX_IN_CHANNELS = 3  # an image's input layer (grey or RGB)
+
+
 def _conv_transpose(layer: nn.Conv2d, g: torch.Tensor, in_shape) -> torch.Tensor:
+    """The adjoint of the convolution (bias-free) applied to g, shaped like the layer's input.
+
+    For a layer with at most 3 input channels (an image's first layer) it is computed as one matmul
+    with W^T followed by ``F.fold`` (fold is the adjoint of unfold, so this is exact): on the CPU,
+    conv_transpose2d into 1 channel runs about 5x slower than this (64 x 32 x 28 x 28, one thread:
+    5.0 ms vs 1.0 ms; into 3 channels 13.8 vs 6.2 ms), while for 32 input channels it is 6x faster
+    than the fold, so the rule is by channel count."""
     stride, pad = layer.stride, layer.padding
     k = layer.kernel_size
+    if layer.in_channels <= _FOLD_MAX_IN_CHANNELS:
+        w = layer.weight.reshape(layer.out_channels, -1)
+        cols = torch.matmul(w.T, g.flatten(2))  # (B, C_in * kh * kw, L)
+        return F.fold(cols, tuple(in_shape[-2:]), k, padding=pad, stride=stride)
     out_pad = tuple(in_shape[-2 + i] - ((g.shape[-2 + i] - 1) * stride[i] - 2 * pad[i] + k[i])
                     for i in range(2))
     return F.conv_transpose2d(g, layer.weight, None, stride, pad, out_pad)

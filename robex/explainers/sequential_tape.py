@@ -50,16 +50,19 @@ def supports(model: nn.Module) -> bool:
 
 
 def _act_derivatives(layer: nn.Module, z: torch.Tensor):
-    """(D, D') of an elementwise activation at z; D' is None where it is zero (ReLU)."""
+    """(D, curvature) of an elementwise activation at z: D = D(z), and ``curvature(gd)`` = g * D'(z)
+    given gd = g * D(z) (the backward signal after the activation, which the sweep computes anyway);
+    None where D' is zero (ReLU). Written from gd: softplus D' = beta D (1 - D), so
+    g D' = beta (gd - gd D), one fused multiply-add and a scaling instead of building D' (three
+    passes) and multiplying; tanh D' = -2 tanh(z) D, so g D' = -2 tanh(z) gd."""
     if isinstance(layer, nn.ReLU):
         return (z > 0).to(z.dtype), None
     if isinstance(layer, nn.Tanh):  # the ATEX authors' fc activation
         t = torch.tanh(z)
-        d = 1.0 - t * t
-        return d, -2.0 * t * d
+        return 1.0 - t * t, lambda gd: (gd * t).mul_(-2.0)
     beta = float(layer.beta)
     d = torch.sigmoid(beta * z)  # above softplus's linear threshold sigmoid(20) = 1 - 2e-9
-    return d, d * (1.0 - d) * beta
+    return d, lambda gd: torch.addcmul(gd, gd, d, value=-1.0).mul_(beta)
 
 
 _FOLD_MAX_IN_CHANNELS = 3  # an image's input layer (grey or RGB)
@@ -115,8 +118,9 @@ def gradient_with_pullback(model: nn.Sequential, x: torch.Tensor, target: torch.
         for pos in range(len(tape) - 1, -1, -1):
             layer, info = tape[pos]
             if pos in curved:
-                weight[pos] = g * info[1]
-            if pos == len(tape) - 1 and isinstance(layer, nn.Linear):
+                g = g * info[0]
+                weight[pos] = info[1](g)
+            elif pos == len(tape) - 1 and isinstance(layer, nn.Linear):
                 g = layer.weight[target]  # one-hot @ W without the matmul
             else:
                 g = _backward(layer, info, g)

@@ -21,8 +21,8 @@ class _Softplus(torch.autograd.Function):
     def forward(ctx, z: torch.Tensor, beta: float) -> torch.Tensor:
         ctx.save_for_backward(z)
         ctx.beta = beta
-        out = z.abs().mul_(-beta).exp_().add_(1.0).log_().div_(beta)
-        return out.add_(z.clamp_min(0.0))
+        log_term = z.abs().mul_(-beta).exp_().add_(1.0).log_()
+        return z.clamp_min(0.0).add_(log_term, alpha=1.0 / beta)  # the division folded into the add
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):

@@ -316,20 +316,34 @@ def attack_flops(attack, model, x, y) -> float:
     return (counts[1] - counts[0]) / len(x)
 
 
+def authors_order(layers: list) -> list:
+    """The authors' layer order, activation before max-pool (robex's atex_cnn stores the pool
+    first: the same function, robex/models/atex_cnn.py), so the yardstick computes what their
+    network computes, element for element."""
+    out = list(layers)
+    for i in range(len(out) - 1):
+        if isinstance(out[i], torch.nn.MaxPool2d) and not isinstance(out[i + 1], (torch.nn.Conv2d, torch.nn.Linear,
+                                                                                  torch.nn.Flatten, torch.nn.MaxPool2d)):
+            out[i], out[i + 1] = out[i + 1], out[i]
+    return out
+
+
 def torch_softplus(model):
     """The same network with torch's own softplus layers (nn.Softplus, what the authors' code builds)
     in place of robex's BetaSoftplus (robex/models/layers.py: the same function to float rounding,
-    written with vectorised exp and log): the yardstick runs the authors' way, layers included."""
+    written with vectorised exp and log), in the authors' layer order: the yardstick runs the
+    authors' way, layers included."""
     layers = [torch.nn.Softplus(beta=m.beta, threshold=20.0) if type(m).__name__ == "BetaSoftplus" else m
               for m in copy.deepcopy(model)]
-    return freeze(torch.nn.Sequential(*layers))
+    return freeze(torch.nn.Sequential(*authors_order(layers)))
 
 
 def relu_tanh_atex_cnn(model):
-    """The authors' network: atex_cnn's layers with ReLU in the conv part and tanh after fc1."""
+    """The authors' network: atex_cnn's layers in their order with ReLU in the conv part and tanh
+    after fc1."""
     layers = [torch.nn.ReLU() if type(m).__name__ == "BetaSoftplus" else m for m in copy.deepcopy(model)]
     layers[-2] = torch.nn.Tanh()
-    return freeze(torch.nn.Sequential(*layers))
+    return freeze(torch.nn.Sequential(*authors_order(layers)))
 
 
 def bench_side_by_side(args, model, data) -> None:

@@ -134,3 +134,33 @@ def test_fit_takes_inner_steps_on_one_draw_of_samples_and_refuses_a_loss_without
         fit(student, lambda *a: 0.0, digits.train_x[:30], digits.train_y[:30], epochs=1, batch_size=10,
             optimiser=optimiser_spec({"name": "adam", "lr": 1e-3}), generator=torch.Generator().manual_seed(0),
             inner_steps=3, show_progress=False)
+
+
+def test_atex_cnn_pools_before_softplus_and_computes_the_authors_function():
+    """atex_cnn stores Conv -> MaxPool -> softplus (a quarter of the activation's elements): the
+    authors' order (softplus before the pool) with the same weights gives the same logits and input
+    gradients, also where softplus saturates to 0 in whole windows, and the parameter names agree,
+    so weights saved in either order load in the other."""
+    from torch import nn
+
+    from robex.models.atex_cnn import atex_cnn
+
+    torch.manual_seed(0)
+    model = atex_cnn(image_size=12, channels=6, hidden=16)
+    assert [type(m).__name__ for m in model][:3] == ["Conv2d", "MaxPool2d", "BetaSoftplus"]
+    layers = list(copy.deepcopy(model))
+    for i in (1, 4):
+        layers[i], layers[i + 1] = layers[i + 1], layers[i]
+    authors = nn.Sequential(*layers)
+    assert [type(m).__name__ for m in authors][:3] == ["Conv2d", "BetaSoftplus", "MaxPool2d"]
+    assert list(authors.state_dict()) == list(model.state_dict())
+    with torch.no_grad():
+        model[0].bias[:2] -= 4.0
+        authors[0].bias[:2] -= 4.0  # saturated channels: softplus exactly 0 over whole windows
+    x = torch.rand(5, 1, 12, 12, requires_grad=True)
+    y = torch.randint(0, 10, (5,))
+    out_r, out_a = model(x), authors(x)
+    torch.testing.assert_close(out_r, out_a, rtol=1e-6, atol=1e-7)
+    (g_r,) = torch.autograd.grad(out_r.gather(1, y.view(-1, 1)).sum(), x)
+    (g_a,) = torch.autograd.grad(out_a.gather(1, y.view(-1, 1)).sum(), x)
+    torch.testing.assert_close(g_r, g_a, rtol=1e-5, atol=1e-7)

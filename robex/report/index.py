@@ -25,7 +25,7 @@ PAPERS = {
     "atex": ["atex_tab1", "atex_tab2", "atex_tab3", "atex_tab4", "atex_fig2", "atex_fig3", "atex_fig4"],
     "smoothed": ["smoothed_tab2", "smoothed_tab3", "smoothed_fig2", "smoothed_fig1", "smoothed_tab1", "smoothed_fig3",
                  "smoothed_tab4", "smoothed_tab5", "smoothed_fig6", "smoothed_fig4", "smoothed_fig5", "smoothed_fig7"],
-    "relex": ["relex_tab1", "relex_fig5", "relex_fig3", "relex_fig6", "relex_fig4a", "relex_fig4b", "relex_fig1"],
+    "relex": ["relex_tab1", "relex_fig5", "relex_fig3", "relex_fig3_inset", "relex_fig6", "relex_fig4a", "relex_fig4b", "relex_fig1"],
     "aggmean": ["aggmean_tab1", "aggmean_tab3", "aggmean_fig2", "aggmean_fig11_14", "aggmean_fig5",
                 "aggmean_fig4", "aggmean_tab4", "aggmean_tab2", "aggmean_tab1_equal_lr", "aggmean_robustness",
                 "aggmean_fig1", "aggmean_fig3", "aggmean_fig7", "aggmean_fig8", "aggmean_fig9", "aggmean_fig10",

@@ -80,7 +80,7 @@ def test_map_manipulation_task(preset, expected, tmp_path, fashion_standin, cach
     rows, arrays = _job(preset, ["explainer=gradient"], tmp_path, fashion_standin, cache_dir)
     attacked = rows[rows.explainer == "gradient"]
     assert set(attacked.metric) == expected
-    assert (attacked.n == 3).all() and (rows.attacked_explainer == "gradient").all()
+    assert (attacked.n == 4).all() and (rows.attacked_explainer == "gradient").all()  # debug=tiny: 4 pairs
     attack = {"aggmean_tab1": "map_targeted", "aggmean_tab4": "map_blank_square"}[preset]
     assert (rows.attack == attack).all() and (rows.threat == "unconstrained").all()
     assert rows.budget.isna().all()  # no ball: the map attacks only clamp to the valid range

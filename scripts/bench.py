@@ -41,6 +41,7 @@ from robex.data.mnist_like import load_fashion_mnist
 from robex.defenses.atex import ATEX
 from robex.explainers.base import Explainer
 from robex.explainers.gradient import Gradient
+from robex.explainers.sequential_tape import order_pool_and_activation
 from robex.models.atex_cnn import atex_cnn
 from robex.pipeline import freeze, prepare_model
 from robex.threats import Threat
@@ -316,26 +317,15 @@ def attack_flops(attack, model, x, y) -> float:
     return (counts[1] - counts[0]) / len(x)
 
 
-def authors_order(layers: list) -> list:
-    """The authors' layer order, activation before max-pool (robex's atex_cnn stores the pool
-    first: the same function, robex/models/atex_cnn.py), so the yardstick computes what their
-    network computes, element for element."""
-    out = list(layers)
-    for i in range(len(out) - 1):
-        if isinstance(out[i], torch.nn.MaxPool2d) and not isinstance(out[i + 1], (torch.nn.Conv2d, torch.nn.Linear,
-                                                                                  torch.nn.Flatten, torch.nn.MaxPool2d)):
-            out[i], out[i + 1] = out[i + 1], out[i]
-    return out
-
-
 def torch_softplus(model):
     """The same network with torch's own softplus layers (nn.Softplus, what the authors' code builds)
     in place of robex's BetaSoftplus (robex/models/layers.py: the same function to float rounding,
-    written with vectorised exp and log), in the authors' layer order: the yardstick runs the
-    authors' way, layers included."""
+    written with vectorised exp and log), in the authors' layer order (activation before the pool;
+    robex's atex_cnn stores the pool first, the same function): the yardstick runs the authors' way,
+    layers included."""
     layers = [torch.nn.Softplus(beta=m.beta, threshold=20.0) if type(m).__name__ == "BetaSoftplus" else m
               for m in copy.deepcopy(model)]
-    return freeze(torch.nn.Sequential(*authors_order(layers)))
+    return freeze(torch.nn.Sequential(*order_pool_and_activation(layers, pool_first=False)))
 
 
 def relu_tanh_atex_cnn(model):
@@ -343,7 +333,7 @@ def relu_tanh_atex_cnn(model):
     after fc1."""
     layers = [torch.nn.ReLU() if type(m).__name__ == "BetaSoftplus" else m for m in copy.deepcopy(model)]
     layers[-2] = torch.nn.Tanh()
-    return freeze(torch.nn.Sequential(*authors_order(layers)))
+    return freeze(torch.nn.Sequential(*order_pool_and_activation(layers, pool_first=False)))
 
 
 def bench_side_by_side(args, model, data) -> None:

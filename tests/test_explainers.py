@@ -115,7 +115,7 @@ def test_tape_pools_before_the_activation_without_changing_gradient_or_pullback(
     model = freeze(atex_cnn(image_size=12, channels=6, hidden=16, beta=10.0))
     with torch.no_grad():
         model[0].bias[:3] -= 4.0  # half the channels far below softplus's saturation
-    layers = [type(m).__name__ for m in sequential_tape._pool_before_activation(list(model))]
+    layers = [type(m).__name__ for m in sequential_tape.order_pool_and_activation(list(model))]
     assert layers[:3] == ["Conv2d", "MaxPool2d", "BetaSoftplus"]
     x = torch.rand(4, 1, 12, 12)
     x[:, :, :4] = 0.0

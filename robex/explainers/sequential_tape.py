@@ -87,18 +87,21 @@ def _conv_transpose(layer: nn.Conv2d, g: torch.Tensor, in_shape) -> torch.Tensor
     return F.conv_transpose2d(g, layer.weight, None, stride, pad, out_pad)
 
 
-def _pool_before_activation(layers: list) -> list:
-    """The layers in evaluation order, with every activation that a max-pool follows swapped with
-    it: the activations here are monotone non-decreasing, so max-pooling commutes with them
-    (pool(act(z)) = act(pool(z)), the same window maxima), and the activation, its derivatives and
-    every elementwise product of the sweeps then run on the pooled tensor, a quarter of the size
-    for 2 x 2 pooling. The gradient and pullback are the same functions: the backward signal of an
-    activation before a pool is zero off the pooled positions. Only where float rounding makes a
-    window's activations tie (softplus saturating to exactly 0 for beta z below about -17, ReLU at
-    0) can the chosen position differ, and there D is below 6e-8 (softplus) or 0 (ReLU)."""
+def order_pool_and_activation(layers: list, pool_first: bool = True) -> list:
+    """The layers with every adjacent (activation, max-pool) pair swapped: ``pool_first`` puts the
+    pool before the activation (how the tape evaluates, and how robex's atex_cnn is stored), False
+    puts it back after it (the authors' order, make bench's yardstick). The activations here are
+    monotone non-decreasing, so max-pooling commutes with them (pool(act(z)) = act(pool(z)), the
+    same window maxima), and pooled first, the activation, its derivatives and every elementwise
+    product of the sweeps run on a quarter of the elements for 2 x 2 pooling. The gradient and
+    pullback are the same functions: the backward signal of an activation before a pool is zero off
+    the pooled positions. Only where float rounding makes a window's activations tie (softplus
+    saturating to exactly 0 for beta z below about -17, ReLU at 0) can the chosen position differ,
+    and there D is below 6e-8 (softplus) or 0 (ReLU)."""
+    first, second = (_ACT_TYPES, nn.MaxPool2d) if pool_first else (nn.MaxPool2d, _ACT_TYPES)
     out = list(layers)
     for i in range(len(out) - 1):
-        if isinstance(out[i], _ACT_TYPES) and isinstance(out[i + 1], nn.MaxPool2d):
+        if isinstance(out[i], first) and isinstance(out[i + 1], second):
             out[i], out[i + 1] = out[i + 1], out[i]
     return out
 
@@ -109,7 +112,7 @@ def gradient_with_pullback(model: nn.Sequential, x: torch.Tensor, target: torch.
     with torch.no_grad():
         tape = []  # (layer, info) in the order evaluated
         a = x
-        for layer in _pool_before_activation([m for m in model if not isinstance(m, _SKIP_TYPES)]):
+        for layer in order_pool_and_activation([m for m in model if not isinstance(m, _SKIP_TYPES)]):
             if isinstance(layer, _ACT_TYPES):
                 info = _act_derivatives(layer, a)
             elif isinstance(layer, nn.MaxPool2d):

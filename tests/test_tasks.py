@@ -261,3 +261,17 @@ def test_atex_authors_runs_as_a_defense_of_the_atex_table(tmp_path, fashion_stan
     assert _values(rows, "accuracy").value.between(0, 1).all()
     spear = lambda r: r.loc[r.metric == "spearman", "value"].item()  # noqa: E731
     assert spear(rows) != spear(base)
+
+
+def test_targeted_paper_attack_scores_the_normalised_region_mass(tmp_path, fashion_standin, cache_dir):
+    """attack=manip_targeted_paper (the authors' loop) raises the region's share of the L1-normalised
+    map, as manip_targeted does: both start from the same objective value, a fraction of the map's
+    mass (in [0, 1]); on the unscaled |gradient| the value is not bounded by 1 and scaling the whole
+    map up raises it, which barely moves the map's ranking (conf/attack/manip_targeted_paper.yaml)."""
+    common = ["threat.budget=0.08", "defense=none"]
+    paper, _ = _job("atex_tab2", [*common, "attack=manip_targeted_paper"], tmp_path / "a", fashion_standin, cache_dir)
+    strong, _ = _job("atex_tab2", [*common, "attack=manip_targeted"], tmp_path / "b", fashion_standin, cache_dir)
+    before = _values(paper, "objective_before").value.item()
+    assert 0 < before < 1
+    assert before == pytest.approx(_values(strong, "objective_before").value.item(), rel=1e-6)
+    assert _values(paper, "objective_after").value.item() > before  # the attack raised the share

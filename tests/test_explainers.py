@@ -126,3 +126,22 @@ def test_tape_pools_before_the_activation_without_changing_gradient_or_pullback(
     torch.testing.assert_close(logits, model(x))
     torch.testing.assert_close(phi, g_ref, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(pullback(v), r_ref, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 8, 8), (2, 4, 7, 9)])
+def test_pool_select_reads_channels_last_in_memory_order(shape):
+    """The tape's max-pool tangent (values at the argmax positions) gathers channels_last tensors in
+    their memory order and returns a channels_last result with the same values as NCHW indexing."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    a = torch.randn(*shape).to(memory_format=torch.channels_last)
+    _, idx = F.max_pool2d(a, 2, return_indices=True)
+    t = torch.randn(*shape).to(memory_format=torch.channels_last)
+    n, c = shape[:2]
+    expected = torch.stack([torch.stack([t[i, j].flatten()[idx[i, j].flatten()].view(idx.shape[2:])
+                                         for j in range(c)]) for i in range(n)])
+    got = sequential_tape._pool_select(t, idx)
+    assert got.is_contiguous(memory_format=torch.channels_last) and not got.is_contiguous()
+    assert torch.equal(got, expected)
+    assert torch.equal(sequential_tape._pool_select(t.contiguous(), idx.contiguous()), expected)

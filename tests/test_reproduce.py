@@ -48,7 +48,7 @@ def test_reproduce_atex_makes_every_artifact_and_resumes_from_cache(tmp_path, fa
         assert (results / preset / "figure.csv").exists()
     _assert_every_claim_evaluated("atex", results)
     jobs = len(re.findall(r"^  \[atex_\w+\] job", first, re.M))
-    assert jobs == 18 + 3 * 12 + 4 + 2 + 12  # Table 1 has the authors' attack beside the strong one
+    assert jobs == 4 * 18 + 4 + 2 + 12  # each table: the authors' attack, the strong one and the control
     assert "all presets done in" in first
     split = re.search(r"^where the time went: (.*)$", first, re.M).group(1)
     assert "training" in split and "atex" in split and "task" in split and "rendering and overhead" in split

@@ -95,7 +95,7 @@ def main() -> None:
     args = ap.parse_args()
     wanted = [s for s in SECTIONS if s not in args.skip and (args.only is None or s in args.only)]
     if not args.in_process:
-        run_isolated(args, wanted)
+        run_isolated(wanted)
         return
     device = torch.device("cpu")
     data = load_fashion_mnist()
@@ -104,21 +104,17 @@ def main() -> None:
     x, y = data.test_x[: args.images], data.test_y[: args.images]
     print(f"machine: {torch.get_num_threads()} torch threads, torch {torch.__version__}")
 
+    run_section = {
+        "attack": lambda: bench_attack(args, model, x, y),
+        "atex": lambda: bench_atex(args, model, data),
+        "map": lambda: bench_map_attack(args, data),
+        "smoothed": lambda: bench_smoothed(args),
+        "smoothed_attacks": lambda: bench_smoothed_attacks(args),
+        "relex": lambda: bench_relex(args),
+        "side": lambda: bench_side_by_side(args, model, data),
+    }
     for section in wanted:
-        if section == "attack":
-            bench_attack(args, model, x, y)
-        elif section == "atex":
-            bench_atex(args, model, data)
-        elif section == "map":
-            bench_map_attack(args, data)
-        elif section == "smoothed":
-            bench_smoothed(args)
-        elif section == "smoothed_attacks":
-            bench_smoothed_attacks(args)
-        elif section == "relex":
-            bench_relex(args)
-        elif section == "side":
-            bench_side_by_side(args, model, data)
+        run_section[section]()
 
 
 SECTIONS = ("attack", "atex", "map", "smoothed", "smoothed_attacks", "relex", "side")
@@ -129,11 +125,10 @@ SECTIONS = ("attack", "atex", "map", "smoothed", "smoothed_attacks", "relex", "s
 WARM_HEAP = "glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=268435456"
 
 
-def run_isolated(args, sections) -> None:
-    """Run each section in a fresh process (``--in-process --only SECTION``, the other options passed
-    on); the side-by-side section twice: allocator default, then ``WARM_HEAP``."""
-    common = [f"--images={args.images}", f"--steps={args.steps}", f"--batch={args.batch}",
-              f"--seeds={args.seeds}", f"--repeats={args.repeats}", f"--map-iterations={args.map_iterations}"]
+def run_isolated(sections) -> None:
+    """Run each section in a fresh process: this script with this run's own options, then
+    ``--in-process --only SECTION`` (argparse keeps the last ``--only``); the side-by-side section
+    twice: allocator default, then ``WARM_HEAP``."""
     for section in sections:
         regimes = [("", None)]
         if section == "side":
@@ -143,7 +138,8 @@ def run_isolated(args, sections) -> None:
             if tunables:
                 env["GLIBC_TUNABLES"] = ":".join(filter(None, [env.get("GLIBC_TUNABLES"), tunables]))
             print(f"== section '{section}' in a fresh process{label}", flush=True)
-            done = subprocess.run([sys.executable, __file__, "--in-process", "--only", section, *common], env=env)
+            done = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--in-process", "--only", section],
+                                  env=env)
             if done.returncode:
                 sys.exit(f"make bench: section '{section}' failed (exit {done.returncode})")
 

@@ -28,6 +28,10 @@ Tests (``expect``: ``greater`` or ``less``):
   it lies outside.
 - ``share``: on ``figure.csv``, the share of samples with ``y`` below ``x`` (per ``group_by``), with
   a Wilson score interval; holds when the interval lies above ``threshold`` (``expect: greater``).
+- ``paired``: on ``figure.csv`` (one line per sample, ``x`` and ``y`` measured on the same sample),
+  the mean of ``y - x`` per ``group_by`` with a paired bootstrap interval (percentile, resampling
+  the samples, :func:`paired_bootstrap`); compared with ``threshold`` (default 0) by ``expect``.
+  Pairing removes the between-sample spread that the independent-arms ``difference`` keeps.
 
 Standard errors come from the rows' ``se`` column (a mean of fewer than two samples has none: its
 interval is unbounded and its cells NOT DISTINGUISHABLE); a row whose ``se`` is empty (accuracies over a
@@ -44,6 +48,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
@@ -53,7 +58,9 @@ from robex.utils import atomic_write_text
 
 CLAIMS_DIR = Path(__file__).resolve().parents[2] / "conf" / "claims"
 Z = 1.959964  # two-sided 95%
-TESTS = ("difference", "growth", "within", "share")
+TESTS = ("difference", "growth", "within", "share", "paired")
+BOOTSTRAP_RESAMPLES = 4000
+BOOTSTRAP_SEED = 0
 VERDICTS = ("PASS", "FAIL", "NOT DISTINGUISHABLE", "MISSING")
 
 
@@ -168,6 +175,28 @@ def wilson(k: int, n: int, z: float = Z) -> tuple[float, float]:
     return centre - half, centre + half
 
 
+def paired_bootstrap(diffs, level: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES,
+                     seed: int = BOOTSTRAP_SEED) -> tuple[float, float, float]:
+    """(mean, low, high): the mean of per-sample paired differences and its percentile bootstrap
+    interval (the samples resampled with replacement ``resamples`` times; seeded, so a report is
+    reproducible). Fewer than two samples give an unbounded interval."""
+    d = np.asarray(diffs, dtype=float)
+    d = d[np.isfinite(d)]
+    if len(d) == 0:
+        return float("nan"), float("nan"), float("nan")
+    if len(d) < 2:
+        return float(d.mean()), -math.inf, math.inf
+    rng = np.random.default_rng(seed)
+    means = np.empty(resamples)
+    step = max(1, 4_000_000 // len(d))  # bounded memory: draw the resamples in chunks
+    for start in range(0, resamples, step):
+        stop = min(resamples, start + step)
+        means[start:stop] = d[rng.integers(0, len(d), size=(stop - start, len(d)))].mean(1)
+    tail = (1 - level) / 2
+    low, high = np.quantile(means, [tail, 1 - tail])
+    return float(d.mean()), float(low), float(high)
+
+
 # -- tests -----------------------------------------------------------------------------------------
 def _cells_from_rows(claim, rows: pd.DataFrame) -> list[Cell]:
     metrics = list(claim.metric) if OmegaConf.is_list(claim.metric) else [claim.metric]
@@ -270,6 +299,27 @@ def _share_cells(claim, rows: pd.DataFrame) -> list[Cell]:
     return cells
 
 
+def _paired_cells(claim, rows: pd.DataFrame) -> list[Cell]:
+    sel = _match(rows, dict(claim.get("where") or {}))
+    groups = list(claim.get("group_by") or [])
+    threshold = float(claim.get("threshold", 0.0))
+    cells = []
+    for key, g in (sel.groupby(groups) if groups else [((), sel)]):
+        key = key if isinstance(key, tuple) else (key,)
+        diffs = (pd.to_numeric(g[claim.y], errors="coerce") - pd.to_numeric(g[claim.x], errors="coerce")).to_numpy()
+        n = int(np.isfinite(diffs).sum())
+        label = f"{' / '.join(str(v) for v in key) or 'all'}: mean {claim.y} - {claim.x} (n={n})"
+        if n == 0:
+            nan = float("nan")
+            cells.append(Cell(label, nan, nan, nan, "undefined", f"no finite pair of {claim.x}, {claim.y}"))
+            continue
+        est, low, high = paired_bootstrap(diffs)
+        cells.append(Cell(label, est, low, high, _side(low, high, claim.get("expect", "greater"), threshold)))
+    if not cells:
+        raise RobexError(f"claims: no samples match {dict(claim.get('where') or {})}")
+    return cells
+
+
 def evaluate_claim(claim, results: Path) -> ClaimResult:
     if claim.test not in TESTS:
         raise RobexError(f"claims: test={claim.test!r}: choose one of {TESTS}")
@@ -278,7 +328,8 @@ def evaluate_claim(claim, results: Path) -> ClaimResult:
     if not path.exists():
         return ClaimResult(claim.text, "MISSING", [], f"{claim.artifact}/{source} not found")
     rows = read_metrics([path]) if source == "metrics.csv" else pd.read_csv(path)
-    cells = _share_cells(claim, rows) if claim.test == "share" else _cells_from_rows(claim, rows)
+    by_sample = {"share": _share_cells, "paired": _paired_cells}
+    cells = by_sample.get(claim.test, _cells_from_rows)(claim, rows)
     verdicts = {c.verdict for c in cells}
     verdict = ("PASS" if verdicts == {"holds"} else "FAIL" if "contradicted" in verdicts
                else "NOT DISTINGUISHABLE")

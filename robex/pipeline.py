@@ -32,7 +32,8 @@ from robex.threats import NONE, Threat
 from robex.trainers.fit import TRAINING_VERSION, check_finite, fit
 from robex.trainers.losses import CrossEntropy
 from robex.trainers.optim import optimiser_spec, schedule_spec
-from robex.utils import atomic_write_npz, atomic_write_text, failpoint, resolve_device, seed_everything
+from robex.utils import (atomic_write_npz, atomic_write_text, failpoint, machine_description, resolve_device,
+                         seed_everything)
 
 log = logging.getLogger("robex")
 
@@ -487,7 +488,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     key = cache.key(spec)
     t0 = time.perf_counter()
     with cache.lock("jobs", key, "the same job"):
-        rows, arrays, reused, compute_s, stages = _load_or_compute(cfg, cache, key, t0)
+        rows, arrays, reused, compute_s, stages, origin = _load_or_compute(cfg, cache, key, t0)
     if arrays:  # figure data travels with the job's output
         atomic_write_npz(out / "arrays.npz", arrays)
     rows = finalize_rows(rows, cfg)
@@ -495,7 +496,8 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     seconds = time.perf_counter() - t0
     atomic_write_text(out / "job.json", json.dumps({"key": key, "cached": reused, "seconds": seconds,
                                                     "compute_s": compute_s, "stages_s": stages,
-                                                    "threads": torch.get_num_threads(), "pid": os.getpid()}))
+                                                    "threads": torch.get_num_threads(), "pid": os.getpid(),
+                                                    **origin}))
     log.info("job done in %.1f s -> %s", seconds, out / "metrics.csv")
     return rows
 
@@ -511,14 +513,17 @@ def stage_split(timings: dict, compute_s: float) -> dict:
 
 
 def _load_or_compute(cfg: DictConfig, cache: Cache, key: str, t0: float):
-    """(rows, arrays, reused, compute_s, stages_s) of a job: the cached result, else computed and
-    saved; ``stages_s`` (see :func:`stage_split`) is empty for a reused result (nothing was spent)."""
+    """(rows, arrays, reused, compute_s, stages_s, origin) of a job: the cached result, else computed
+    and saved; ``stages_s`` (see :func:`stage_split`) is empty for a reused result (nothing was
+    spent); ``origin`` says where and when the result was computed (``computed_on``, ``computed_at``;
+    empty for results cached before robex recorded them)."""
     cached = cache.load_json("jobs", key)
     arrays = cache.load_arrays("jobs", key) if cached is not None and cached.get("has_arrays") else {}
     reused = cached is not None and arrays is not None
     if reused:
         rows = relabel(pd.DataFrame(cached["rows"]), cached.get("names"), job_names(cfg))
         compute_s, stages = cached.get("compute_s"), {}
+        origin = {k: cached[k] for k in ("computed_on", "computed_at") if cached.get(k)}
         log.info("job %s: cached result reused", key)
     else:
         seed_everything(int(cfg.seed))
@@ -532,9 +537,10 @@ def _load_or_compute(cfg: DictConfig, cache: Cache, key: str, t0: float):
         failpoint("job_result")
         if arrays:
             cache.save_arrays("jobs", key, arrays)
+        origin = {"computed_on": machine_description(), "computed_at": time.strftime("%Y-%m-%d")}
         cache.save_json("jobs", key, {"rows": rows.to_dict(orient="list"), "has_arrays": bool(arrays),
-                                      "compute_s": compute_s, "names": job_names(cfg)})
-    return rows, arrays, reused, compute_s, stages
+                                      "compute_s": compute_s, "names": job_names(cfg), **origin})
+    return rows, arrays, reused, compute_s, stages, origin
 
 
 def job_names(cfg: DictConfig) -> dict:

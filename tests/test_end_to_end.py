@@ -1,5 +1,6 @@
 """`python run.py paper=atex_tab1 debug=tiny` on a generated FashionMNIST stand-in: every job writes
 the documented schema, the sweep renders its table, and a re-run recomputes nothing."""
+import json
 import os
 import re
 import subprocess
@@ -79,6 +80,35 @@ def test_rerun_recomputes_nothing(tiny_tab1, fashion_standin):
     log = second.stdout + second.stderr
     assert log.count("cached result reused") == 18
     assert "trained in" not in log and "stage 1 done" not in log
+    # a reused job still says where and when it was computed
+    from robex.utils import machine_description
+    job = json.loads(sorted((tmp / "sweep").glob("*/job.json"))[0].read_text())
+    assert job["cached"] and job["computed_on"] == machine_description() and re.fullmatch(r"\d{4}-\d\d-\d\d", job["computed_at"])
+
+
+def test_run_md_of_a_cached_sweep_keeps_the_record_only_when_it_describes_the_same_jobs():
+    """A sweep whose jobs all came from the cache keeps the earlier run.md (its cold cost) only when
+    that record is of the same jobs; a record of other jobs (e.g. from before a preset's model changed)
+    is replaced by one that says where the reused jobs were computed."""
+    from omegaconf import OmegaConf
+
+    from robex.report.callback import provenance
+
+    paper = OmegaConf.create({"name": "p"})
+    cold = [{"cached": False, "compute_s": 100.2, "threads": 1, "pid": 1},
+            {"cached": False, "compute_s": 50.1, "threads": 1, "pid": 2}]
+    first = provenance(paper, 0, 80.0, cold, None)
+    assert "compute time of its jobs when first computed: 150 s (sum over 2 jobs" in first
+    origin = {"computed_on": "machine A", "computed_at": "2026-12-07"}
+    same = [dict(j, cached=True, **origin) for j in cold]
+    kept = provenance(paper, 0, 1.0, same, first)
+    assert kept.startswith(first.rstrip("\n")) and "re-rendered from the cache" in kept
+    other = [dict(j, cached=True, compute_s=j["compute_s"] * 10, **origin) for j in cold]
+    fresh = provenance(paper, 0, 1.0, other, first)
+    assert "re-rendered from the cache" not in fresh and "1503 s (sum over 2 jobs" in fresh
+    assert "- the reused jobs were computed earlier: on machine A, 2026-12-07" in fresh
+    legacy = provenance(paper, 0, 1.0, [dict(j, cached=True, compute_s=7.0) for j in cold], first)
+    assert "2 of them before robex recorded where" in legacy
 
 
 def test_a_narrowed_sweep_never_overwrites_the_presets_results(tiny_tab1, fashion_standin):

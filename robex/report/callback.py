@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import platform
+import re
 import shlex
 import sys
 import time
@@ -20,22 +19,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from robex.report.schema import read_metrics, write_metrics
-from robex.utils import atomic_write_text, failpoint
+from robex.utils import atomic_write_text, failpoint, machine_description
 
 log = logging.getLogger("robex")
-
-
-def machine_description() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            names = [line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cores, "
-            f"torch {torch.__version__}, {gpu}")
 
 
 def job_processes(jobs: list[dict]) -> str:
@@ -51,23 +37,57 @@ def job_processes(jobs: list[dict]) -> str:
             f"{workers} worker process{'es' if workers != 1 else ''}")
 
 
+def _compute_line(jobs: list[dict]) -> tuple[str, float, int]:
+    known = [j["compute_s"] for j in jobs if j.get("compute_s") is not None]
+    return (f"- compute time of its jobs when first computed: {sum(known):.0f} s (sum over {len(known)} jobs; "
+            f"models or defenses they loaded from the model cache, built by an earlier run, are not counted)",
+            sum(known), len(known))
+
+
+def _same_jobs(previous: str, total_s: float, n: int) -> bool:
+    """Whether an earlier run.md describes these jobs: its compute-time line names the same number of
+    jobs and the same total (the cached jobs keep the compute time they were first computed in)."""
+    found = re.search(r"compute time of its jobs when first computed: (\d+) s \(sum over (\d+) jobs", previous)
+    return bool(found) and int(found.group(2)) == n and int(found.group(1)) == int(f"{total_s:.0f}")
+
+
+def _reused_origin(jobs: list[dict]) -> str:
+    """Where the reused jobs were computed, from their cache records (absent for jobs cached before
+    robex recorded it)."""
+    reused = [j for j in jobs if j.get("cached")]
+    if not reused:
+        return ""
+    machines = sorted({j["computed_on"] for j in reused if j.get("computed_on")})
+    dates = sorted(j["computed_at"] for j in reused if j.get("computed_at"))
+    unknown = sum(not j.get("computed_on") for j in reused)
+    parts = []
+    if machines:
+        span = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
+        parts.append(f"on {'; '.join(machines)}, {span}")
+    if unknown:
+        parts.append(f"{unknown} of them before robex recorded where (see the run that computed them)")
+    return f"- the reused jobs were computed earlier: {'; '.join(parts)}\n"
+
+
 def provenance(paper: DictConfig, seed: int, wall_s: float, jobs: list[dict], previous: str | None) -> str:
     """run.md: command, seed, machine, wall time. A sweep whose jobs all came from the cache keeps the
-    earlier run's record (the cold cost) and only adds when it was re-rendered."""
+    earlier run's record (the cold cost) when that record describes the same jobs (same count and
+    total compute time), and only adds when it was re-rendered; otherwise it writes a new record
+    that says where the reused jobs were computed."""
     now = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     n_cached = sum(bool(j.get("cached")) for j in jobs)
-    if previous and jobs and n_cached == len(jobs):
+    compute_line, total_s, n_known = _compute_line(jobs)
+    if previous and jobs and n_cached == len(jobs) and _same_jobs(previous, total_s, n_known):
         kept = [line for line in previous.splitlines() if not line.startswith("- re-rendered")]
         return "\n".join(kept) + f"\n- re-rendered from the cache: {now} ({wall_s:.0f} s)\n"
     command = "python run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    known = [j["compute_s"] for j in jobs if j.get("compute_s") is not None]
     return (f"# {paper.name}: how this was made\n\n"
             f"- command: `{command}`\n- seed: {seed}\n- machine: {machine_description()}\n"
             f"- jobs: {job_processes(jobs)}\n"
             f"- wall time of the sweep: {wall_s:.0f} s ({len(jobs)} jobs, {n_cached} of them reused from "
             f"the cache of earlier presets or runs)\n"
-            f"- compute time of its jobs when first computed: {sum(known):.0f} s (sum over {len(known)} jobs; "
-            f"models or defenses they loaded from the model cache, built by an earlier run, are not counted)\n"
+            f"{_reused_origin(jobs)}"
+            f"{compute_line}\n"
             f"- finished: {now}\n")
 
 

@@ -30,9 +30,9 @@ def data_note(rows: pd.DataFrame) -> str:
     if stand_in:
         note += ("**Offline stand-in**: the paper's setting (VGG16 on ImageNet) needs weights and images "
                  "that cannot be downloaded here; robex ran the same attack on a VGG-style network it "
-                 "trained on FashionMNIST (28x28 maps), calibrated to be as easy to manipulate as robex "
-                 "could make it without moving the image further (results/aggmean_calibration.md); the "
-                 "attacks still reach smaller PCC / top-k deltas than the paper's on VGG16. Absolute MSE values are not comparable with the "
+                 "trained on FashionMNIST (28x28 maps; the title says for how many epochs, and "
+                 "results/aggmean_calibration.md why 30); the attacks on it reach smaller PCC / top-k "
+                 "deltas than the paper's on VGG16. Absolute MSE values are not comparable with the "
                  "paper's (224x224 maps, x 1e-9); signs, orderings and PCC / top-k deltas are. ")
     return note
 

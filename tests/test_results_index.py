@@ -39,6 +39,15 @@ def test_artifact_status_tells_stand_in_unavailable_and_not_run_apart(tmp_path):
     (tmp_path / "aggmean_tab1" / "run.md").write_text("# aggmean_tab1: how\n- wall time of the sweep: 251 s (5 jobs)\n")
     assert artifact_status(tmp_path / "aggmean_tab1")[0::2] == ("stand-in", "aggmean_tab1/table.md")
     assert artifact_status(tmp_path / "aggmean_tab1")[3] == "251 s"
+    # a render of cached jobs took seconds: the index also gives what the jobs took
+    (tmp_path / "aggmean_tab1" / "run.md").write_text(
+        "- wall time of the sweep: 3 s (5 jobs, 5 of them reused from the cache)\n"
+        "- compute time of its jobs when first computed: 4294 s (sum over 5 jobs)\n")
+    assert artifact_status(tmp_path / "aggmean_tab1")[3] == "3 s (from the cache; its jobs took 4294 s)"
+    (tmp_path / "aggmean_tab1" / "run.md").write_text(
+        "- wall time of the sweep: 40 s (5 jobs, 4 of them reused from the cache)\n"
+        "- compute time of its jobs when first computed: 4294 s (sum over 5 jobs)\n")
+    assert artifact_status(tmp_path / "aggmean_tab1")[3] == "40 s"
     (tmp_path / "aggmean_tab2").mkdir()
     (tmp_path / "aggmean_tab2" / "run.md").write_text("# aggmean_tab2: unavailable\n\n- reason: no benchmark at x\n")
     assert artifact_status(tmp_path / "aggmean_tab2")[0] == "unavailable: no benchmark at x"

@@ -36,7 +36,8 @@ TITLES = {"atex": "ATEX: adversarial training on explanations",
           "relex": "RelEx: saliency masks learned over noisy batches",
           "aggmean": "AGG-Mean: aggregated explanations as a defense"}
 VERDICTS = ("PASS", "FAIL", "NOT DISTINGUISHABLE", "MISSING")
-_WALL = re.compile(r"wall time of the sweep: (\d+(?:\.\d+)?) s")
+_WALL = re.compile(r"wall time of the sweep: (\d+(?:\.\d+)?) s(?: \((\d+) jobs, (\d+) of them reused)?")
+_COMPUTE = re.compile(r"compute time of its jobs when first computed: (\d+) s")
 
 
 def artifact_status(folder: Path) -> tuple[str, str, str, str]:
@@ -51,8 +52,19 @@ def artifact_status(folder: Path) -> tuple[str, str, str, str]:
     if run_md.startswith(f"# {name}: unavailable"):
         reason = next((line.split(":", 1)[1].strip() for line in run_md.splitlines() if line.startswith("- reason:")), "")
         return f"unavailable: {reason}", title, link, ""
-    wall = _WALL.search(run_md)
-    return ("stand-in" if "STAND-IN" in title else "reproduced"), title, link, (f"{float(wall.group(1)):.0f} s" if wall else "")
+    return ("stand-in" if "STAND-IN" in title else "reproduced"), title, link, _wall_time(run_md)
+
+
+def _wall_time(run_md: str) -> str:
+    """The sweep's wall time; for a sweep that only reused cached jobs, also the jobs' compute time
+    (the render alone took seconds)."""
+    wall, compute = _WALL.search(run_md), _COMPUTE.search(run_md)
+    if not wall:
+        return ""
+    text = f"{float(wall.group(1)):.0f} s"
+    if compute and wall.group(2) and int(wall.group(2)) > 0 and wall.group(2) == wall.group(3):
+        text += f" (from the cache; its jobs took {compute.group(1)} s)"
+    return text
 
 
 def preset_title(preset: str) -> str:

@@ -37,17 +37,22 @@ def job_processes(jobs: list[dict]) -> str:
             f"{workers} worker process{'es' if workers != 1 else ''}")
 
 
+# run.md's compute-time line as written by _compute_line; read back by _same_jobs and the results index
+COMPUTE_RECORD = re.compile(r"compute time of its jobs when first computed: (\d+) s \(sum over (\d+) jobs")
+
+
 def _compute_line(jobs: list[dict]) -> tuple[str, float, int]:
     known = [j["compute_s"] for j in jobs if j.get("compute_s") is not None]
-    return (f"- compute time of its jobs when first computed: {sum(known):.0f} s (sum over {len(known)} jobs; "
+    total = sum(known)
+    return (f"- compute time of its jobs when first computed: {total:.0f} s (sum over {len(known)} jobs; "
             f"models or defenses they loaded from the model cache, built by an earlier run, are not counted)",
-            sum(known), len(known))
+            total, len(known))
 
 
 def _same_jobs(previous: str, total_s: float, n: int) -> bool:
     """Whether an earlier run.md describes these jobs: its compute-time line names the same number of
     jobs and the same total (the cached jobs keep the compute time they were first computed in)."""
-    found = re.search(r"compute time of its jobs when first computed: (\d+) s \(sum over (\d+) jobs", previous)
+    found = COMPUTE_RECORD.search(previous)
     return bool(found) and int(found.group(2)) == n and int(found.group(1)) == int(f"{total_s:.0f}")
 
 

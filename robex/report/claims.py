@@ -282,41 +282,41 @@ def _rate_cell(claim, rows, a: dict, label: str, expect: str) -> Cell:
     return Cell(label, k / n, low, high, _side(low, high, expect, float(claim.get("threshold", 0.0))))
 
 
-def _share_cells(claim, rows: pd.DataFrame) -> list[Cell]:
+def _sample_groups(claim, rows: pd.DataFrame):
+    """(label, samples) per ``group_by`` value of the per-sample rows the claim's ``where`` selects."""
     sel = _match(rows, dict(claim.get("where") or {}))
     groups = list(claim.get("group_by") or [])
+    found = [(" / ".join(str(v) for v in (key if isinstance(key, tuple) else (key,))) or "all", g)
+             for key, g in (sel.groupby(groups) if groups else [((), sel)])]
+    if not found:
+        raise RobexError(f"claims: no samples match {dict(claim.get('where') or {})}")
+    return found
+
+
+def _share_cells(claim, rows: pd.DataFrame) -> list[Cell]:
     threshold = float(claim.get("threshold", 0.5))
     cells = []
-    for key, g in (sel.groupby(groups) if groups else [((), sel)]):
-        key = key if isinstance(key, tuple) else (key,)
+    for label, g in _sample_groups(claim, rows):
         k, n = int((g[claim.y] < g[claim.x]).sum()), int(len(g))
         low, high = wilson(k, n)
-        label = " / ".join(str(v) for v in key) or "all"
         cells.append(Cell(f"{label} (n={n})", k / n if n else float("nan"), low, high,
                           _side(low, high, claim.get("expect", "greater"), threshold)))
-    if not cells:
-        raise RobexError(f"claims: no samples match {dict(claim.get('where') or {})}")
     return cells
 
 
 def _paired_cells(claim, rows: pd.DataFrame) -> list[Cell]:
-    sel = _match(rows, dict(claim.get("where") or {}))
-    groups = list(claim.get("group_by") or [])
     threshold = float(claim.get("threshold", 0.0))
     cells = []
-    for key, g in (sel.groupby(groups) if groups else [((), sel)]):
-        key = key if isinstance(key, tuple) else (key,)
+    for group, g in _sample_groups(claim, rows):
         diffs = (pd.to_numeric(g[claim.y], errors="coerce") - pd.to_numeric(g[claim.x], errors="coerce")).to_numpy()
         n = int(np.isfinite(diffs).sum())
-        label = f"{' / '.join(str(v) for v in key) or 'all'}: mean {claim.y} - {claim.x} (n={n})"
+        label = f"{group}: mean {claim.y} - {claim.x} (n={n})"
         if n == 0:
             nan = float("nan")
             cells.append(Cell(label, nan, nan, nan, "undefined", f"no finite pair of {claim.x}, {claim.y}"))
             continue
         est, low, high = paired_bootstrap(diffs)
         cells.append(Cell(label, est, low, high, _side(low, high, claim.get("expect", "greater"), threshold)))
-    if not cells:
-        raise RobexError(f"claims: no samples match {dict(claim.get('where') or {})}")
     return cells
 
 

@@ -37,7 +37,6 @@ TITLES = {"atex": "ATEX: adversarial training on explanations",
           "aggmean": "AGG-Mean: aggregated explanations as a defense"}
 VERDICTS = ("PASS", "FAIL", "NOT DISTINGUISHABLE", "MISSING")
 _WALL = re.compile(r"wall time of the sweep: (\d+(?:\.\d+)?) s(?: \((\d+) jobs, (\d+) of them reused)?")
-_COMPUTE = re.compile(r"compute time of its jobs when first computed: (\d+) s")
 
 
 def artifact_status(folder: Path) -> tuple[str, str, str, str]:
@@ -58,7 +57,9 @@ def artifact_status(folder: Path) -> tuple[str, str, str, str]:
 def _wall_time(run_md: str) -> str:
     """The sweep's wall time; for a sweep that only reused cached jobs, also the jobs' compute time
     (the render alone took seconds)."""
-    wall, compute = _WALL.search(run_md), _COMPUTE.search(run_md)
+    from robex.report.callback import COMPUTE_RECORD
+
+    wall, compute = _WALL.search(run_md), COMPUTE_RECORD.search(run_md)
     if not wall:
         return ""
     text = f"{float(wall.group(1)):.0f} s"

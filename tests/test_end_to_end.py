@@ -18,9 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _run_preset(preset, tmp, data_root, extra=(), check=True):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    args = [sys.executable, "run.py", f"paper={preset}", "debug=tiny", f"dataset.root={data_root}",
+    flags = [e for e in extra if e.startswith("-")]  # Hydra's flags (-m) go before the overrides
+    args = [sys.executable, "run.py", *flags, f"paper={preset}", "debug=tiny", f"dataset.root={data_root}",
             "dataset.system_dir=null", f"paths.cache_dir={tmp}/cache", f"hydra.sweep.dir={tmp}/sweep",
-            *extra]
+            *[e for e in extra if e not in flags]]
     t0 = time.perf_counter()
     r = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 or not check, r.stderr[-3000:]
@@ -109,6 +110,29 @@ def test_run_md_of_a_cached_sweep_keeps_the_record_only_when_it_describes_the_sa
     assert "- the reused jobs were computed earlier: on machine A, 2026-12-07" in fresh
     legacy = provenance(paper, 0, 1.0, [dict(j, cached=True, compute_s=7.0) for j in cold], first)
     assert "2 of them before robex recorded where" in legacy
+    assert "\n- seed: 0\n" in first
+    assert "\n- seeds: 0, 1, 2 (3; each trains its own models)\n" in provenance(paper, [2, 0, 1, 0], 1.0, cold, None)
+
+
+def test_a_sweep_over_seeds_renders_each_seeds_gain_and_a_seed_level_claim(tmp_path, fashion_standin):
+    """atex_seeds on two seeds (debug=tiny, narrowed, so it renders beside its jobs): the table's per-seed gain is that seed's ATEX minus baseline row, run.md names
+    the seeds, and the claims engine decides Table 1's claim at seed level."""
+    from robex.report.claims import evaluate_claim, load_claims
+
+    _run_preset("atex_seeds", tmp_path, fashion_standin,
+                ["-m", "threat.budget=0.08", "seed=0,1", "attack=manip_untargeted_paper"])
+    out = tmp_path / "sweep" / "results" / "atex_seeds"
+    rows = pd.read_csv(out / "metrics.csv")
+    per_seed = pd.read_csv(out / "figure.csv")
+    assert len(per_seed) == 2 * 2  # metric x seed
+    for r in per_seed.itertuples():
+        sel = rows[(rows.metric == r.metric) & (rows.seed == r.seed) & ((rows.budget - r.budget).abs() < 1e-9)]
+        gain = sel.loc[sel.defense == "atex", "value"].item() - sel.loc[sel.defense == "none", "value"].item()
+        assert r.gain == pytest.approx(gain)
+    assert "\n- seeds: 0, 1 (2; each trains its own models)\n" in (out / "run.md").read_text()
+    claim = next(c for c in load_claims("atex").claims if c.artifact == "atex_seeds" and c.test == "difference")
+    result = evaluate_claim(claim, out.parent)
+    assert result.cells and all(c.label.endswith("2 seeds") for c in result.cells)
 
 
 def test_a_narrowed_sweep_never_overwrites_the_presets_results(tiny_tab1, fashion_standin):

@@ -74,8 +74,16 @@ def _reused_origin(jobs: list[dict]) -> str:
     return f"- the reused jobs were computed earlier: {'; '.join(parts)}\n"
 
 
-def provenance(paper: DictConfig, seed: int, wall_s: float, jobs: list[dict], previous: str | None) -> str:
-    """run.md: command, seed, machine, wall time. A sweep whose jobs all came from the cache keeps the
+def seed_line(seeds) -> str:
+    """run.md's seed line: ``- seed: 0``, or ``- seeds: 0, 1, 2 (3)`` for a sweep over seeds."""
+    seeds = sorted({int(s) for s in ([seeds] if isinstance(seeds, int) else seeds)})
+    if len(seeds) == 1:
+        return f"- seed: {seeds[0]}"
+    return f"- seeds: {', '.join(str(s) for s in seeds)} ({len(seeds)}; each trains its own models)"
+
+
+def provenance(paper: DictConfig, seeds, wall_s: float, jobs: list[dict], previous: str | None) -> str:
+    """run.md: command, seed(s) (an int, or the seeds the sweep's rows span), machine, wall time. A sweep whose jobs all came from the cache keeps the
     earlier run's record (the cold cost) when that record describes the same jobs (same count and
     total compute time), and only adds when it was re-rendered; otherwise it writes a new record
     that says where the reused jobs were computed."""
@@ -87,7 +95,7 @@ def provenance(paper: DictConfig, seed: int, wall_s: float, jobs: list[dict], pr
         return "\n".join(kept) + f"\n- re-rendered from the cache: {now} ({wall_s:.0f} s)\n"
     command = "python run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     return (f"# {paper.name}: how this was made\n\n"
-            f"- command: `{command}`\n- seed: {seed}\n- machine: {machine_description()}\n"
+            f"- command: `{command}`\n{seed_line(seeds)}\n- machine: {machine_description()}\n"
             f"- jobs: {job_processes(jobs)}\n"
             f"- wall time of the sweep: {wall_s:.0f} s ({len(jobs)} jobs, {n_cached} of them reused from "
             f"the cache of earlier presets or runs)\n"
@@ -170,7 +178,9 @@ class RenderOnSweepEnd(Callback):
             wall = time.perf_counter() - self.t0
             jobs = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/job.json"))]
             previous = (out_dir / "run.md").read_text() if (out_dir / "run.md").exists() else None
-            atomic_write_text(out_dir / "run.md", provenance(paper, config.seed, wall, jobs, previous))
+            seeds = rows["seed"].dropna().tolist() if "seed" in rows.columns and rows["seed"].notna().any() \
+                else [config.seed]
+            atomic_write_text(out_dir / "run.md", provenance(paper, seeds, wall, jobs, previous))
         except Exception as exc:  # Hydra turns a callback's exception into a warning and exit 0
             print(f"robex error: rendering {paper.name} into {out_dir} failed: {exc}", file=sys.stderr)
             raise SystemExit(2) from None

@@ -36,9 +36,15 @@ Tests (``expect``: ``greater`` or ``less``):
 Standard errors come from the rows' ``se`` column (a mean of fewer than two samples has none: its
 interval is unbounded and its cells NOT DISTINGUISHABLE); a row whose ``se`` is empty (accuracies over a
 whole test set) uses the binomial ``sqrt(p (1 - p) / n)`` when the claim says
-``se_if_missing: binomial``, and is otherwise an error. Rows that differ only by seed are averaged
-(mean of values, se = sqrt(sum se^2) / m). Intervals are per cell at 95%, not corrected for the
-number of cells.
+``se_if_missing: binomial``, and is otherwise an error. Intervals are per cell at 95%, not
+corrected for the number of cells.
+
+Seeds: when the rows of a ``difference``, ``growth`` or ``within`` cell span two or more seeds (a
+``seed`` column; both arms on the same seeds), the test is computed per seed and the cell's interval
+is :func:`seed_interval`: the mean over seeds, with the images' variance plus the between-seed
+variance / m, and a Student t quantile (Welch-Satterthwaite degrees of freedom, between m - 1 and
+infinity); the cell's label says how many seeds. A single seed uses the normal interval above. (:func:`estimate` on its own, and the Wilson rate
+cells, pool rows that differ only by seed.)
 """
 from __future__ import annotations
 
@@ -227,9 +233,21 @@ def _cells_from_rows(claim, rows: pd.DataFrame) -> list[Cell]:
     return cells
 
 
-def _cell(claim, rows, a: dict, b: dict | None, label: str, se_mode) -> Cell:
-    test, expect = claim.test, claim.get("expect", "greater")
-    if test == "growth":
+def _seeds(rows: pd.DataFrame, a: dict, b: dict | None) -> list:
+    """The seeds the selections a (and b) span; a and b must span the same ones."""
+    if "seed" not in rows.columns:
+        return []
+    found = [sorted(_match(rows, sel)["seed"].dropna().unique().tolist())
+             for sel in (a, b) if sel is not None]
+    if len(found) == 2 and found[0] != found[1]:
+        raise RobexError(f"claims: {a} has seeds {found[0]} but {b} has seeds {found[1]}; "
+                         f"a seed-level comparison needs both arms on the same seeds")
+    return found[0]
+
+
+def _one_seed_estimate(claim, rows, a: dict, b: dict | None, se_mode) -> tuple[float, float, str]:
+    """(estimate, variance, label suffix) of a test on one seed's rows (or seeds averaged)."""
+    if claim.test == "growth":
         axis = claim.axis
         points = list(claim.points) if claim.get("points") is not None else \
             sorted(_match(rows, {k: v for k, v in a.items() if k != axis})[axis].dropna().unique())
@@ -241,20 +259,49 @@ def _cell(claim, rows, a: dict, b: dict | None, label: str, se_mode) -> Cell:
             va, sa = estimate(rows, a | {axis: point}, se_mode)
             vb, sb = estimate(rows, b | {axis: point}, se_mode) if b else (0.0, 0.0)
             ests.append((va - vb, sa * sa + sb * sb))
-        est, var = ests[0][0] - ests[1][0], ests[0][1] + ests[1][1]
-        label = f"{label}, {axis} {_show(last)} vs {_show(first)}"
-    elif claim.get("interval") == "wilson":
+        return ests[0][0] - ests[1][0], ests[0][1] + ests[1][1], f", {axis} {_show(last)} vs {_show(first)}"
+    va, sa = estimate(rows, a, se_mode)
+    vb, sb = estimate(rows, b, se_mode) if b else (0.0, 0.0)
+    return va - vb, sa * sa + sb * sb, ""
+
+
+def seed_interval(estimates, variances, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high) over m >= 2 seeds that share their test images. The mean of the per-seed
+    estimates has variance a + b: a = the mean per-seed image variance (it does not shrink with m:
+    every seed sees the same images), b = the between-seed sample variance / m (what training
+    randomness adds). The quantile is Student's t with the Welch-Satterthwaite degrees of freedom
+    (a + b)^2 / (b^2 / (m - 1)), a taken as known (it comes from hundreds of images): t with m - 1
+    df when the seeds' spread dominates, the normal quantile when the images' does."""
+    from scipy.stats import t as student_t
+
+    e, v = np.asarray(estimates, dtype=float), np.asarray(variances, dtype=float)
+    m = len(e)
+    if m < 2:
+        raise ValueError("seed_interval needs at least two seeds")
+    a, b = float(v.mean()), float(e.var(ddof=1)) / m
+    df = (a + b) ** 2 / (b * b / (m - 1)) if b > 0 else math.inf
+    q = float(student_t.ppf(0.5 + level / 2, df)) if math.isfinite(df) else Z
+    half = q * math.sqrt(a + b)
+    return float(e.mean()), float(e.mean()) - half, float(e.mean()) + half
+
+
+def _cell(claim, rows, a: dict, b: dict | None, label: str, se_mode) -> Cell:
+    test, expect = claim.test, claim.get("expect", "greater")
+    if claim.get("interval") == "wilson":
         if test != "difference" or b:
             raise RobexError("claims: interval: wilson is for one rate against a threshold (test: difference, no b)")
         return _rate_cell(claim, rows, a, label, expect)
-    else:
-        va, sa = estimate(rows, a, se_mode)
-        vb, sb = estimate(rows, b, se_mode) if b else (0.0, 0.0)
-        est, var = va - vb, sa * sa + sb * sb
-    if claim.get("interval") not in (None, "normal", "wilson"):
+    if claim.get("interval") not in (None, "normal"):
         raise RobexError(f"claims: interval={claim.interval!r}: choose normal (the default) or wilson")
-    half = Z * math.sqrt(var)
-    low, high = est - half, est + half
+    seeds = _seeds(rows, a, b)
+    if len(seeds) >= 2:  # seed-level uncertainty: per-seed estimates, their spread added
+        per = [_one_seed_estimate(claim, rows[rows["seed"] == s], a, b, se_mode) for s in seeds]
+        est, low, high = seed_interval([p[0] for p in per], [p[1] for p in per])
+        label = f"{label}{per[0][2]}, {len(seeds)} seeds"
+    else:
+        est, var, suffix = _one_seed_estimate(claim, rows, a, b, se_mode)
+        half = Z * math.sqrt(var)
+        low, high, label = est - half, est + half, label + suffix
     if test == "within":
         tol = float(claim.tolerance)
         verdict = ("holds" if -tol <= low and high <= tol else

@@ -22,7 +22,7 @@ from hydra.utils import instantiate
 from robex.errors import RobexError
 from robex.report.schema import read_metrics
 
-FROM_ROWS = ("robex.report.pivot.render_pivot", "robex.report.plot.render_plot")
+FROM_ROWS = ("robex.report.pivot.render_pivot", "robex.report.plot.render_plot", "robex.report.seeds.render_seeds")
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
 

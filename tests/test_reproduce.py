@@ -203,13 +203,14 @@ def test_relex_budget_note_gives_the_pixel_change_per_normalised_budget():
     assert budget_note(rows[rows.metric == "relevance"]) == ""
 
 
-def test_renderer_lookup_averages_seeds_and_refuses_ambiguous_rows():
+def test_renderer_lookup_averages_seeds_with_a_seed_level_error_and_refuses_ambiguous_rows():
     from robex.report.tables import lookup
 
     rows = pd.DataFrame({"metric": ["m"] * 4, "defense": ["a"] * 4, "seed": [0, 1, 0, 1],
                          "value": [0.5, 0.7, 0.5, 0.7], "se": [0.03, 0.04, 0.03, 0.04], "n": [10] * 4})
     value, se, n = lookup(rows, "m", defense="a")  # two jobs wrote the same two seeds: counted once
-    assert value == pytest.approx(0.6) and se == pytest.approx(0.025) and n == 20
+    # seed-level: mean image variance (0.03^2 + 0.04^2) / 2 plus the seeds' variance 0.02 / 2
+    assert value == pytest.approx(0.6) and se == pytest.approx((0.00125 + 0.01) ** 0.5) and n == 20
     rows.loc[2, "value"] = 0.9  # a second, different value for seed 0: the filter is too loose
     with pytest.raises(ValueError, match="same seed"):
         lookup(rows, "m", defense="a")

@@ -34,7 +34,7 @@ A metric that could not be computed (a ``<metric>_unavailable`` row, e.g. LPIPS 
 weights) is named with its reason under the figure, so an absent panel is never silent. Rows from an
 offline stand-in (``source`` says STAND-IN) name it in the title when the preset's title does not.
 
-Seeds are averaged by :func:`robex.report.tables.lookup`. ``figure.csv`` holds exactly the plotted
+Seeds are averaged by :func:`robex.report.tables.lookup` (error bars: its seed-level se). ``figure.csv`` holds exactly the plotted
 values, one schema for every row figure: facet, series, x, metric, value, se, n, source.
 """
 from __future__ import annotations

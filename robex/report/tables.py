@@ -10,8 +10,10 @@ from robex.utils import atomic_write_text
 
 def lookup(rows: pd.DataFrame, metric: str, **where) -> tuple[float, float, int]:
     """(value, se, n) of the configuration matching ``metric`` and the column filters (NaNs if
-    absent). Several seeds of it are averaged: the mean of their values, se = sqrt(sum se_i^2) / m,
-    n summed (one unknown se makes the combined se unknown); identical rows written by several jobs count once; rows that differ by more than the
+    absent). Several seeds of it are averaged: the mean of their values, with the seed-level
+    se = sqrt(mean se_i^2 + var(values) / m) (the seeds share their test images, so the image term is
+    not divided by m; the claims engine's :func:`robex.report.claims.seed_interval` uses the same
+    variance), n summed (one unknown se makes the combined se unknown); identical rows written by several jobs count once; rows that differ by more than the
     seed are an error (the filters are too loose)."""
     sel = rows[rows["metric"] == metric]
     for col, val in where.items():
@@ -27,7 +29,9 @@ def lookup(rows: pd.DataFrame, metric: str, **where) -> tuple[float, float, int]
         raise ValueError(f"{len(sel)} different rows for {metric} {where} with the same seed")
     m = len(sel)
     # an unknown se (NaN, e.g. an accuracy) stays unknown: never summed as 0
-    se = math.sqrt(float((sel["se"].astype(float) ** 2).sum(skipna=False))) / m
+    image_var = float((sel["se"].astype(float) ** 2).mean(skipna=False))
+    seed_var = float(sel["value"].astype(float).var(ddof=1)) / m if m > 1 else 0.0
+    se = math.sqrt(image_var + seed_var)
     return float(sel["value"].astype(float).mean()), se, int(sel["n"].astype(int).sum())
 
 

@@ -34,7 +34,7 @@ def test_the_table_follows_the_preset_and_marks_what_is_missing(tmp_path):
     md = (tmp_path / "table.md").read_text().splitlines()
     assert md[:3] == ["# T", "", "m on src, 10 pairs."]
     assert md[4:] == ["| method | PCC (paper / robex) |", "|---|---|",
-                      "| SM | 0.740 / 0.300 ± 0.007 |",  # two seeds: mean 0.3, se sqrt(2) 0.01 / 2
+                      "| SM | 0.740 / 0.300 ± 0.100 |",  # two seeds: mean 0.3, se sqrt(0.01^2 + 0.02 / 2)
                       "| lrp | - / 0.700 |",  # no paper value, no known se: no ± part
                       "| integrated_gradients | 0.820 / n/a |"]  # no rows: n/a, never a number
     csv = pd.read_csv(tmp_path / "table.csv")

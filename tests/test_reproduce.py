@@ -77,7 +77,8 @@ def test_figure_csv_holds_the_plotted_values(tmp_path):
     csv = pd.read_csv(tmp_path / "figure.csv")
     assert csv["value"].tolist() == pytest.approx([0.5, 0.8]) == plotted["value"].tolist()  # seeds 0, 1 of k=5
     assert csv["series"].tolist() == [0, 5] and set(csv["metric"]) == {"ssim_to_smoothgrad"}
-    assert csv["se"].tolist() == pytest.approx([0.01, (0.02 ** 2 * 2) ** 0.5 / 2]) and csv["n"].tolist() == [10, 20]
+    # seed-level se of k=5: image variance 0.02^2 + the two seeds' variance 0.02 / 2
+    assert csv["se"].tolist() == pytest.approx([0.01, (0.02 ** 2 + 0.02 / 2) ** 0.5]) and csv["n"].tolist() == [10, 20]
     assert (tmp_path / "figure.png").read_bytes()[:4] == b"\x89PNG"
     rows = pd.DataFrame({"dataset": ["d"] * 3 + ["e"] * 3 + ["d"] * 3, "source": ["s"] * 9,
                          "step": [2, 0, 1] * 3, "metric": ["robust_accuracy"] * 6 + ["accuracy"] * 3,

@@ -60,6 +60,7 @@ from omegaconf import OmegaConf
 
 from robex.errors import RobexError
 from robex.report.schema import read_metrics
+from robex.report.tables import seed_variance
 from robex.utils import atomic_write_text
 
 CLAIMS_DIR = Path(__file__).resolve().parents[2] / "conf" / "claims"
@@ -278,7 +279,7 @@ def seed_interval(estimates, variances, level: float = 0.95) -> tuple[float, flo
     m = len(e)
     if m < 2:
         raise ValueError("seed_interval needs at least two seeds")
-    a, b = float(v.mean()), float(e.var(ddof=1)) / m
+    a, b = seed_variance(e, v)
     df = (a + b) ** 2 / (b * b / (m - 1)) if b > 0 else math.inf
     q = float(student_t.ppf(0.5 + level / 2, df)) if math.isfinite(df) else Z
     half = q * math.sqrt(a + b)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from robex.utils import atomic_write_text
@@ -12,8 +13,7 @@ def lookup(rows: pd.DataFrame, metric: str, **where) -> tuple[float, float, int]
     """(value, se, n) of the configuration matching ``metric`` and the column filters (NaNs if
     absent). Several seeds of it are averaged: the mean of their values, with the seed-level
     se = sqrt(mean se_i^2 + var(values) / m) (the seeds share their test images, so the image term is
-    not divided by m; the claims engine's :func:`robex.report.claims.seed_interval` uses the same
-    variance), n summed (one unknown se makes the combined se unknown); identical rows written by several jobs count once; rows that differ by more than the
+    not divided by m; :func:`seed_variance`, which the claims engine uses too), n summed (one unknown se makes the combined se unknown); identical rows written by several jobs count once; rows that differ by more than the
     seed are an error (the filters are too loose)."""
     sel = rows[rows["metric"] == metric]
     for col, val in where.items():
@@ -27,12 +27,18 @@ def lookup(rows: pd.DataFrame, metric: str, **where) -> tuple[float, float, int]
     sel = sel.assign(_seed=seeds).drop_duplicates(subset=["_seed", "value"])
     if sel["_seed"].duplicated().any():
         raise ValueError(f"{len(sel)} different rows for {metric} {where} with the same seed")
-    m = len(sel)
     # an unknown se (NaN, e.g. an accuracy) stays unknown: never summed as 0
-    image_var = float((sel["se"].astype(float) ** 2).mean(skipna=False))
-    seed_var = float(sel["value"].astype(float).var(ddof=1)) / m if m > 1 else 0.0
-    se = math.sqrt(image_var + seed_var)
+    se = math.sqrt(sum(seed_variance(sel["value"].astype(float), sel["se"].astype(float) ** 2)))
     return float(sel["value"].astype(float).mean()), se, int(sel["n"].astype(int).sum())
+
+
+def seed_variance(values, variances) -> tuple[float, float]:
+    """The two terms of the variance of a mean over m seeds that share their test images: the mean
+    per-seed (image) variance, not divided by m, and the between-seed sample variance / m (0 for one
+    seed). A NaN variance makes the first term NaN (unknown stays unknown)."""
+    v, s = np.asarray(values, dtype=float), np.asarray(variances, dtype=float)
+    m = len(v)
+    return float(s.mean()), (float(v.var(ddof=1)) / m if m > 1 else 0.0)
 
 
 def fmt(value: float, digits: int = 3) -> str:

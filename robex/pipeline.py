@@ -27,6 +27,7 @@ from robex.cache import Cache
 from robex.data.identity import data_identity
 from robex.errors import RobexError, user_error
 from robex.models.training import accuracy
+from robex.report.samples import FILE as SAMPLES_FILE, split_samples
 from robex.report.schema import ROWS_VERSION, write_metrics
 from robex.threats import NONE, Threat
 from robex.trainers.fit import TRAINING_VERSION, check_finite, fit
@@ -488,9 +489,11 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     key = cache.key(spec)
     t0 = time.perf_counter()
     with cache.lock("jobs", key, "the same job"):
-        rows, arrays, reused, compute_s, stages, origin = _load_or_compute(cfg, cache, key, t0)
+        rows, arrays, samples, reused, compute_s, stages, origin = _load_or_compute(cfg, cache, key, t0)
     if arrays:  # figure data travels with the job's output
         atomic_write_npz(out / "arrays.npz", arrays)
+    if samples:  # per-image values of rows (robex/report/samples.py), r<i> = row i of metrics.csv
+        atomic_write_npz(out / SAMPLES_FILE, samples)
     rows = finalize_rows(rows, cfg)
     write_metrics(rows, out / "metrics.csv")
     seconds = time.perf_counter() - t0
@@ -513,14 +516,17 @@ def stage_split(timings: dict, compute_s: float) -> dict:
 
 
 def _load_or_compute(cfg: DictConfig, cache: Cache, key: str, t0: float):
-    """(rows, arrays, reused, compute_s, stages_s, origin) of a job: the cached result, else computed
-    and saved; ``stages_s`` (see :func:`stage_split`) is empty for a reused result (nothing was
-    spent); ``origin`` says where and when the result was computed (``computed_on``, ``computed_at``;
-    empty for results cached before robex recorded them)."""
+    """(rows, arrays, samples, reused, compute_s, stages_s, origin) of a job: the cached result, else
+    computed and saved; ``samples`` are the per-image values of some rows (``r<i>``: row i; empty for
+    a task that keeps none, or a result cached before robex kept them); ``stages_s`` (see
+    :func:`stage_split`) is empty for a reused result (nothing was spent); ``origin`` says where and
+    when the result was computed (``computed_on``, ``computed_at``; empty for results cached before
+    robex recorded them)."""
     cached = cache.load_json("jobs", key)
     arrays = cache.load_arrays("jobs", key) if cached is not None and cached.get("has_arrays") else {}
     reused = cached is not None and arrays is not None
     if reused:
+        samples = (cache.load_arrays("samples", key) or {}) if cached.get("has_samples") else {}
         rows = relabel(pd.DataFrame(cached["rows"]), cached.get("names"), job_names(cfg))
         compute_s, stages = cached.get("compute_s"), {}
         origin = {k: cached[k] for k in ("computed_on", "computed_at") if cached.get(k)}
@@ -531,16 +537,20 @@ def _load_or_compute(cfg: DictConfig, cache: Cache, key: str, t0: float):
         task = instantiate(cfg.task)
         result = task(ctx)
         records, arrays = result if isinstance(result, tuple) else (result, {})
+        records, samples = split_samples(records)
         rows = pd.DataFrame(records)
         compute_s = time.perf_counter() - t0  # includes training / defenses this job triggered
         stages = stage_split(ctx.timings, compute_s)
         failpoint("job_result")
         if arrays:
             cache.save_arrays("jobs", key, arrays)
+        if samples:
+            cache.save_arrays("samples", key, samples)
         origin = {"computed_on": machine_description(), "computed_at": time.strftime("%Y-%m-%d")}
         cache.save_json("jobs", key, {"rows": rows.to_dict(orient="list"), "has_arrays": bool(arrays),
+                                      "has_samples": bool(samples),
                                       "compute_s": compute_s, "names": job_names(cfg), **origin})
-    return rows, arrays, reused, compute_s, stages, origin
+    return rows, arrays, samples, reused, compute_s, stages, origin
 
 
 def job_names(cfg: DictConfig) -> dict:

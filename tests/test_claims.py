@@ -296,3 +296,86 @@ def test_a_paired_claim_sees_a_shift_that_the_independent_arms_interval_cannot(t
     claim.expect = "less"
     r = evaluate_claim(claim, tmp_path)
     assert r.verdict == "NOT DISTINGUISHABLE" and r.cells[0].verdict == "undefined"
+
+
+def _rows_with_samples(tmp_path, arms, artifact="art"):
+    """Write results/<artifact>/{metrics.csv, samples.npz} the way a sweep does: one job folder per
+    arm (robex/report/samples.py: collect). arms: list of (defense, budget, seed, values or None);
+    an arm with values None kept no samples."""
+    from robex.report.samples import collect
+    from robex.utils import atomic_write_npz
+
+    sweep, frames = tmp_path / "sweep", []
+    for j, (defense, budget, seed, values) in enumerate(arms):
+        v = np.asarray(values if values is not None else [0.5, 0.5], dtype=float)
+        row = _rows([(defense, budget, "spearman", float(np.nanmean(v)),
+                      float(np.nanstd(v, ddof=1) / math.sqrt(np.isfinite(v).sum())), len(v), seed)])
+        job = sweep / str(j)
+        job.mkdir(parents=True)
+        conform(row).to_csv(job / "metrics.csv", index=False)
+        if values is not None:
+            atomic_write_npz(job / "samples.npz", {"r0": v.astype(np.float32)})
+        frames.append(row)
+    _write(tmp_path, pd.concat(frames, ignore_index=True), artifact)
+    collect(sweep, tmp_path / artifact)
+
+
+def test_table_rows_that_kept_their_images_are_paired_by_a_bootstrap_over_images(tmp_path):
+    """ATEX and the baseline scored on the same 400 images: every image moves by +0.02 while the
+    images spread by 0.3. Independent arms cannot tell (se 0.015 each); the paired cell can, and it
+    says so in its label; with no shift it stays not distinguishable."""
+    rng = np.random.default_rng(5)
+    base = rng.normal(0.5, 0.3, 400)
+    shifted = base + 0.02 + rng.normal(0.0, 0.01, 400)
+    _rows_with_samples(tmp_path, [("none", 0.1, 0, base), ("atex", 0.1, 0, shifted)])
+    r = evaluate_claim(_claim(), tmp_path)
+    cell = r.cells[0]
+    assert r.verdict == "PASS" and "paired bootstrap over 400 images" in cell.label
+    assert cell.estimate == pytest.approx(float(np.mean(shifted.astype(np.float32) - base.astype(np.float32))), abs=1e-6)
+    assert cell.low < 0.02 < cell.high and cell.high - cell.low < 0.005
+    noise = rng.normal(0.0, 0.01, 400)
+    same = base + noise - noise.mean()  # no shift at all
+    _rows_with_samples(tmp_path / "b", [("none", 0.1, 0, base), ("atex", 0.1, 0, same)])
+    assert evaluate_claim(_claim(), tmp_path / "b").verdict == "NOT DISTINGUISHABLE"
+    # an arm without samples, or samples on other images (another count): the independent interval
+    for other in (None, shifted[:300]):
+        _rows_with_samples(tmp_path / f"c{other is None}", [("none", 0.1, 0, base), ("atex", 0.1, 0, other)])
+        r = evaluate_claim(_claim(), tmp_path / f"c{other is None}")
+        assert "paired" not in r.cells[0].label
+    r = evaluate_claim(_claim(), tmp_path / "cFalse")
+    assert r.verdict == "NOT DISTINGUISHABLE"  # the same shift, unpaired: the images' spread hides it
+
+
+def test_a_growth_cell_pairs_the_per_image_double_difference(tmp_path):
+    rng = np.random.default_rng(6)
+    arms, d = [], np.zeros(300)
+    for eps, gain in ((0.02, 0.01), (0.08, 0.04)):
+        base = rng.normal(0.5, 0.3, 300).astype(np.float32)
+        atex = (base + gain + rng.normal(0.0, 0.01, 300)).astype(np.float32)
+        arms += [("none", eps, 0, base), ("atex", eps, 0, atex)]
+        d = d + (1 if eps == 0.08 else -1) * (atex.astype(float) - base)
+    _rows_with_samples(tmp_path, arms)
+    claim = _claim(test="growth", axis="budget", for_each=None)
+    r = evaluate_claim(claim, tmp_path)
+    assert r.verdict == "PASS" and "paired bootstrap over 300 images" in r.cells[0].label
+    assert r.cells[0].estimate == pytest.approx(d.mean(), abs=1e-6)
+
+
+def test_seeds_pair_within_each_seed_or_not_at_all(tmp_path):
+    rng = np.random.default_rng(8)
+    arms = []
+    for seed, gain in ((0, 0.02), (1, 0.03), (2, 0.025)):
+        base = rng.normal(0.5, 0.3, 200)
+        arms += [("none", 0.1, seed, base), ("atex", 0.1, seed, base + gain + rng.normal(0.0, 0.01, 200))]
+    _rows_with_samples(tmp_path, arms)
+    r = evaluate_claim(_claim(), tmp_path)
+    assert r.verdict == "PASS" and r.cells[0].label.endswith("3 seeds, paired over 200 images")
+    # per-seed paired estimates and variances enter the seed-level interval
+    per = [(a[3] - b[3]) for b, a in zip(arms[::2], arms[1::2])]
+    est, low, high = seed_interval([p.astype(np.float32).mean() for p in per],
+                                   [np.var(p.astype(np.float32), ddof=1) / len(p) for p in per])
+    assert (r.cells[0].estimate, r.cells[0].low, r.cells[0].high) == pytest.approx((est, low, high), abs=1e-5)
+    arms[-1] = ("atex", 0.1, 2, None)  # one seed without samples: no seed is paired
+    _rows_with_samples(tmp_path / "b", arms)
+    r = evaluate_claim(_claim(), tmp_path / "b")
+    assert r.cells[0].label.endswith("3 seeds")

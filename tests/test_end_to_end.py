@@ -63,6 +63,31 @@ def test_tiny_sweep_renders_the_table_beside_the_paper(tiny_tab1):
     assert re.search(r"- jobs: torch on \d+ threads? per job, 1 worker process\n", run_md)  # the basic launcher
 
 
+def test_each_job_keeps_the_images_behind_its_metric_rows(tiny_tab1):
+    """The rank-correlation and top-k rows carry their per-image values (samples.npz, r<i> = row i):
+    their finite mean and count are the row's value and n; rows that are not per-image metrics
+    (accuracy, the attack's facts) keep none; the sweep gathers them into results/.../samples.npz,
+    where the claims engine pairs ATEX and the baseline image by image."""
+    import numpy as np
+
+    from robex.report.samples import read_samples
+
+    tmp, _, _ = tiny_tab1
+    kept = 0
+    for job in sorted((tmp / "sweep").glob("[0-9]*")):
+        rows = pd.read_csv(job / "metrics.csv")
+        with np.load(job / "samples.npz") as f:
+            names = {int(k[1:]): f[k] for k in f.files}
+        assert {rows.metric[i] for i in names} == {"spearman", "topk"}
+        for i, v in names.items():
+            finite = v[np.isfinite(v)]
+            assert len(finite) == rows.n[i] and finite.astype(float).mean() == pytest.approx(rows.value[i], abs=1e-6)
+        kept += len(names)
+    samples = read_samples(tmp / "sweep" / "results" / "atex_tab1")
+    assert len(samples.index) == kept == 18 * 2
+    assert set(samples.index.artifact) == {"atex_tab1"} and samples.values.shape[1] == samples.n.max()
+
+
 def test_run_md_counts_the_worker_processes_and_their_threads():
     """A parallel launcher's jobs run single-threaded in several processes: run.md says so, not the
     rendering process's thread count; cached jobs do not count."""
@@ -77,9 +102,12 @@ def test_run_md_counts_the_worker_processes_and_their_threads():
 
 def test_rerun_recomputes_nothing(tiny_tab1, fashion_standin):
     tmp, _, t_first = tiny_tab1
+    for kept in (tmp / "sweep").glob("*/samples.npz"):
+        kept.unlink()  # a reused job writes its per-image values again, from the cache
     second, t_second = _run_preset("atex_tab1", tmp, fashion_standin)
     log = second.stdout + second.stderr
     assert log.count("cached result reused") == 18
+    assert len(list((tmp / "sweep").glob("*/samples.npz"))) == 18
     assert "trained in" not in log and "stage 1 done" not in log
     # a reused job still says where and when it was computed
     from robex.utils import machine_description
@@ -132,7 +160,7 @@ def test_a_sweep_over_seeds_renders_each_seeds_gain_and_a_seed_level_claim(tmp_p
     assert "\n- seeds: 0, 1 (2; each trains its own models)\n" in (out / "run.md").read_text()
     claim = next(c for c in load_claims("atex").claims if c.artifact == "atex_seeds" and c.test == "difference")
     result = evaluate_claim(claim, out.parent)
-    assert result.cells and all(c.label.endswith("2 seeds") for c in result.cells)
+    assert result.cells and all(c.label.endswith("2 seeds, paired over 16 images") for c in result.cells)
 
 
 def test_a_narrowed_sweep_never_overwrites_the_presets_results(tiny_tab1, fashion_standin):

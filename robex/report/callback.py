@@ -1,8 +1,9 @@
 """Hydra callback: when a preset's sweep ends, render its table / figure from the jobs' rows.
 
 It runs once, in the process that launched the sweep, after every job finished, and reads what the
-jobs wrote into the sweep folder (``*/metrics.csv``, ``*/arrays.npz``, ``*/job.json``), never
-in-memory state, so it works the same whichever launcher ran the jobs (basic, joblib, submitit)."""
+jobs wrote into the sweep folder (``*/metrics.csv``, ``*/arrays.npz``, ``*/samples.npz``,
+``*/job.json``), never in-memory state, so it works the same whichever launcher ran the jobs (basic,
+joblib, submitit). The jobs' per-image values go to ``results/<artifact>/samples.npz``."""
 from __future__ import annotations
 
 import json
@@ -18,6 +19,7 @@ from hydra.experimental.callback import Callback
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from robex.report.samples import collect as collect_samples
 from robex.report.schema import read_metrics, write_metrics
 from robex.utils import atomic_write_text, failpoint, machine_description
 
@@ -175,6 +177,7 @@ class RenderOnSweepEnd(Callback):
             cache = Cache(config.paths.cache_dir, enabled=config.get("use_cache", True))
             with cache.lock("render", paper.name, f"rendering {paper.name}"):  # two sweeps of one preset
                 render_preset(rows, paper, out_dir, job_arrays(sweep_dir))
+                collect_samples(sweep_dir, out_dir)
             wall = time.perf_counter() - self.t0
             jobs = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/job.json"))]
             previous = (out_dir / "run.md").read_text() if (out_dir / "run.md").exists() else None

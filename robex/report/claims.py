@@ -14,9 +14,14 @@ cell is contradicted, NOT DISTINGUISHABLE otherwise (an undefined cell never let
 MISSING when its artifact was not produced.
 
 Tests (``expect``: ``greater`` or ``less``):
-- ``difference``: a - b (two row selections, same metric), CI a - b +/- z sqrt(se_a^2 + se_b^2).
-  The two arms are treated as independent; for paired designs (the same images under two
-  defenses) this interval is conservative.
+- ``difference``: a - b (two row selections, same metric), CI a - b +/- z sqrt(se_a^2 + se_b^2),
+  the two arms treated as independent. When both rows kept their per-image values
+  (``samples.npz`` beside ``metrics.csv``, :mod:`robex.report.samples`) on the same number of images,
+  the cell pairs them instead: the mean of the per-image differences with a paired bootstrap
+  interval (:func:`paired_bootstrap`; images where either arm has no value are left out), which
+  removes the between-image spread the independent interval keeps. ``growth`` and ``within``
+  pair the same way (growth: the per-image double difference); the cell's label says
+  "paired bootstrap over n images".
   With ``threshold`` t the boundary is t instead of 0 (e.g. a without b: "a rate stays >= 0.9").
   A rate (a mean of per-image 0 / 1 outcomes) without b may say ``interval: wilson``: its cell then
   uses the Wilson score interval of k = value x n successes in n (seeds pooled), which stays honest
@@ -43,7 +48,8 @@ Seeds: when the rows of a ``difference``, ``growth`` or ``within`` cell span two
 ``seed`` column; both arms on the same seeds), the test is computed per seed and the cell's interval
 is :func:`seed_interval`: the mean over seeds, with the images' variance plus the between-seed
 variance / m, and a Student t quantile (Welch-Satterthwaite degrees of freedom, between m - 1 and
-infinity); the cell's label says how many seeds. A single seed uses the normal interval above. (:func:`estimate` on its own, and the Wilson rate
+infinity); the cell's label says how many seeds. With samples on every seed, each seed's estimate
+and image variance come from its paired differences (variance / n) and the label says "paired". A single seed uses the normal interval above. (:func:`estimate` on its own, and the Wilson rate
 cells, pool rows that differ only by seed.)
 """
 from __future__ import annotations
@@ -59,6 +65,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from robex.errors import RobexError
+from robex.report.samples import read_samples
 from robex.report.schema import read_metrics
 from robex.report.tables import seed_variance
 from robex.utils import atomic_write_text
@@ -205,7 +212,7 @@ def paired_bootstrap(diffs, level: float = 0.95, resamples: int = BOOTSTRAP_RESA
 
 
 # -- tests -----------------------------------------------------------------------------------------
-def _cells_from_rows(claim, rows: pd.DataFrame) -> list[Cell]:
+def _cells_from_rows(claim, rows: pd.DataFrame, samples=None) -> list[Cell]:
     metrics = list(claim.metric) if OmegaConf.is_list(claim.metric) else [claim.metric]
     axes = dict(claim.get("for_each") or {})
     values = {}
@@ -227,7 +234,7 @@ def _cells_from_rows(claim, rows: pd.DataFrame) -> list[Cell]:
             label = ", ".join([str(metric)] + [f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
                                                for k, v in env.items()])
             try:
-                cells.append(_cell(claim, rows, a, b, label, se_mode))
+                cells.append(_cell(claim, rows, a, b, label, se_mode, samples))
             except Undefined as why:
                 nan = float("nan")
                 cells.append(Cell(label, nan, nan, nan, "undefined", str(why)))
@@ -246,8 +253,12 @@ def _seeds(rows: pd.DataFrame, a: dict, b: dict | None) -> list:
     return found[0]
 
 
-def _one_seed_estimate(claim, rows, a: dict, b: dict | None, se_mode) -> tuple[float, float, str]:
-    """(estimate, variance, label suffix) of a test on one seed's rows (or seeds averaged)."""
+def _one_seed_estimate(claim, rows, a: dict, b: dict | None, se_mode, samples=None):
+    """(estimate, variance, label suffix, paired differences) of a test on one seed's rows (or seeds
+    averaged). The paired differences (per image, :func:`_paired_differences`) are None unless the
+    rows' samples allow pairing; when they do, the estimate and variance are theirs."""
+    terms = [(a, 1.0)] + ([(b, -1.0)] if b else [])
+    suffix = ""
     if claim.test == "growth":
         axis = claim.axis
         points = list(claim.points) if claim.get("points") is not None else \
@@ -255,15 +266,38 @@ def _one_seed_estimate(claim, rows, a: dict, b: dict | None, se_mode) -> tuple[f
         if len(points) < 2:
             raise RobexError(f"claims: growth along {axis} needs two values; found {points}")
         first, last = points[0], points[-1]
-        ests = []
-        for point in (last, first):
-            va, sa = estimate(rows, a | {axis: point}, se_mode)
-            vb, sb = estimate(rows, b | {axis: point}, se_mode) if b else (0.0, 0.0)
-            ests.append((va - vb, sa * sa + sb * sb))
-        return ests[0][0] - ests[1][0], ests[0][1] + ests[1][1], f", {axis} {_show(last)} vs {_show(first)}"
-    va, sa = estimate(rows, a, se_mode)
-    vb, sb = estimate(rows, b, se_mode) if b else (0.0, 0.0)
-    return va - vb, sa * sa + sb * sb, ""
+        terms = [(sel | {axis: point}, sign * w) for point, w in ((last, 1.0), (first, -1.0)) for sel, sign in terms]
+        suffix = f", {axis} {_show(last)} vs {_show(first)}"
+    est = var = 0.0
+    for sel, w in terms:
+        v, se = estimate(rows, sel, se_mode)
+        est, var = est + w * v, var + se * se
+    seed = rows["seed"].dropna().unique() if "seed" in rows.columns else []
+    d = _paired_differences(samples, terms, seed[0] if len(seed) == 1 else None) if len(terms) > 1 else None
+    if d is not None:
+        est, var = float(d.mean()), float(d.var(ddof=1)) / len(d)
+    return est, var, suffix, d
+
+
+def _paired_differences(samples, terms, seed) -> np.ndarray | None:
+    """Per image, the signed sum of the terms' values (a - b, or the growth's double difference)
+    when every term's row kept its per-image values (:mod:`robex.report.samples`) on the same number
+    of images; images where a term has no value are left out. None when pairing is not possible
+    (no samples, a row without them, or different numbers of images)."""
+    if samples is None:
+        return None
+    total = None
+    for sel, w in terms:
+        where = sel | ({"seed": seed} if seed is not None else {})
+        hit = _match(samples.index, {k: v for k, v in where.items() if k in samples.index.columns})
+        if len(hit) != 1:
+            return None
+        v = samples.of(int(hit.index[0]))
+        if total is not None and len(v) != len(total):
+            return None
+        total = w * v if total is None else total + w * v
+    d = total[np.isfinite(total)]
+    return d if len(d) >= 2 else None
 
 
 def seed_interval(estimates, variances, level: float = 0.95) -> tuple[float, float, float]:
@@ -286,7 +320,7 @@ def seed_interval(estimates, variances, level: float = 0.95) -> tuple[float, flo
     return float(e.mean()), float(e.mean()) - half, float(e.mean()) + half
 
 
-def _cell(claim, rows, a: dict, b: dict | None, label: str, se_mode) -> Cell:
+def _cell(claim, rows, a: dict, b: dict | None, label: str, se_mode, samples=None) -> Cell:
     test, expect = claim.test, claim.get("expect", "greater")
     if claim.get("interval") == "wilson":
         if test != "difference" or b:
@@ -296,13 +330,21 @@ def _cell(claim, rows, a: dict, b: dict | None, label: str, se_mode) -> Cell:
         raise RobexError(f"claims: interval={claim.interval!r}: choose normal (the default) or wilson")
     seeds = _seeds(rows, a, b)
     if len(seeds) >= 2:  # seed-level uncertainty: per-seed estimates, their spread added
-        per = [_one_seed_estimate(claim, rows[rows["seed"] == s], a, b, se_mode) for s in seeds]
+        per = [_one_seed_estimate(claim, rows[rows["seed"] == s], a, b, se_mode, samples) for s in seeds]
+        if any(p[3] is None for p in per):  # pair on every seed or on none
+            per = [_one_seed_estimate(claim, rows[rows["seed"] == s], a, b, se_mode) for s in seeds]
         est, low, high = seed_interval([p[0] for p in per], [p[1] for p in per])
-        label = f"{label}{per[0][2]}, {len(seeds)} seeds"
+        paired = f", paired over {len(per[0][3])} images" if per[0][3] is not None else ""
+        label = f"{label}{per[0][2]}, {len(seeds)} seeds{paired}"
     else:
-        est, var, suffix = _one_seed_estimate(claim, rows, a, b, se_mode)
-        half = Z * math.sqrt(var)
-        low, high, label = est - half, est + half, label + suffix
+        est, var, suffix, d = _one_seed_estimate(claim, rows, a, b, se_mode, samples)
+        if d is not None:  # the same images under both arms: paired bootstrap over images
+            est, low, high = paired_bootstrap(d)
+            suffix += f", paired bootstrap over {len(d)} images"
+        else:
+            half = Z * math.sqrt(var)
+            low, high = est - half, est + half
+        label += suffix
     if test == "within":
         tol = float(claim.tolerance)
         verdict = ("holds" if -tol <= low and high <= tol else
@@ -377,7 +419,10 @@ def evaluate_claim(claim, results: Path) -> ClaimResult:
         return ClaimResult(claim.text, "MISSING", [], f"{claim.artifact}/{source} not found")
     rows = read_metrics([path]) if source == "metrics.csv" else pd.read_csv(path)
     by_sample = {"share": _share_cells, "paired": _paired_cells}
-    cells = by_sample.get(claim.test, _cells_from_rows)(claim, rows)
+    if claim.test in by_sample:
+        cells = by_sample[claim.test](claim, rows)
+    else:
+        cells = _cells_from_rows(claim, rows, read_samples(path.parent) if source == "metrics.csv" else None)
     verdicts = {c.verdict for c in cells}
     verdict = ("PASS" if verdicts == {"holds"} else "FAIL" if "contradicted" in verdicts
                else "NOT DISTINGUISHABLE")

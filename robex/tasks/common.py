@@ -6,6 +6,7 @@ import math
 import torch
 
 from robex.errors import RobexError
+from robex.report.samples import attach
 from robex.report.schema import metric_columns
 
 
@@ -20,11 +21,13 @@ def mean_se(values: torch.Tensor) -> tuple[float, float, int]:
     return v.mean().item(), se, n
 
 
-def summary_rows(ctx, per_sample: dict, metrics: dict | None = None, **columns) -> list[dict]:
+def summary_rows(ctx, per_sample: dict, metrics: dict | None = None, samples: bool = False,
+                 **columns) -> list[dict]:
     """One row per per-sample tensor: mean and standard error over its finite entries; where some
     entries are NaN, an extra ``<name>__nan`` row counts them (never dropped silently). A name that is
     a key of ``metrics`` (or ``<key>_attacked``, ``<key>_start``) records that metric's parameters and
-    direction."""
+    direction. With ``samples``, the rows of those metrics also carry their per-image values
+    (:mod:`robex.report.samples`: the claims engine pairs rows measured on the same images)."""
     rows = []
     metrics = metrics or {}
     for name, values in per_sample.items():
@@ -33,7 +36,8 @@ def summary_rows(ctx, per_sample: dict, metrics: dict | None = None, **columns) 
         metric = (metrics.get(name) or metrics.get(name.removesuffix("_attacked"))
                   or metrics.get(name.removesuffix("_start")))
         described = metric_columns(metric) if metric is not None else {}
-        rows.append(ctx.row(name, m, se, n, **described, **columns))
+        row = ctx.row(name, m, se, n, **described, **columns)
+        rows.append(attach(row, v.numpy()) if samples and metric is not None else row)
         missing = int((~torch.isfinite(v)).sum())
         if missing and not name.startswith("objective_"):
             rows.append(ctx.row(f"{name}__nan", missing, n=len(v), **columns))

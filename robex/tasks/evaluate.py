@@ -30,7 +30,9 @@ probability on x and x'. The attack's own
 per-sample facts (``label_kept``, ``linf``, ``objective_before``,
 ``objective_after``) are rows too. Each row is a mean with its standard error over the images; a
 sample whose value is NaN is not averaged, and the number of such samples is its own row
-(``<name>__nan``) whenever it is not zero, so nothing is dropped silently.
+(``<name>__nan``) whenever it is not zero, so nothing is dropped silently. The metrics' rows also
+keep their per-image values (:mod:`robex.report.samples`), so the claims engine can pair two jobs
+scored on the same images.
 """
 from __future__ import annotations
 
@@ -115,7 +117,7 @@ class EvaluateTask:
             if metric.info.kind == "target":
                 per_sample[f"{key}_start"] = metric(MetricInputs(h_clean=h_clean, h_adv=h_clean, h_target=h_target))
         per_sample.update(result.facts)
-        rows = rows + summary_rows(ctx, per_sample, metrics=self.metrics, **columns) + unavailable
+        rows = rows + summary_rows(ctx, per_sample, metrics=self.metrics, samples=True, **columns) + unavailable
         if not self.keep_maps:
             return rows
         k = self.keep_maps

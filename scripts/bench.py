@@ -87,6 +87,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--map-iterations", type=int, default=4)
+    ap.add_argument("--large-batch", type=int, default=64,
+                    help="the batched side of the map attacks' batch-1 vs batched comparison")
+    ap.add_argument("--relex-copies", type=int, default=None,
+                    help="RelEx's noisy copies per image (default: the explainer's own, 50)")
     ap.add_argument("--skip", nargs="*", default=[], choices=SECTIONS)
     ap.add_argument("--only", nargs="*", default=None, choices=SECTIONS,
                     help="run only these sections")
@@ -191,7 +195,8 @@ def bench_map_attack(args, data) -> None:
 
     torch.manual_seed(0)
     model = freeze(prepare_model(vgg_small(), torch.device("cpu")))
-    x, x_t = data.test_x[:64], data.test_x[64:128]
+    big = args.large_batch
+    x, x_t = data.test_x[:big], data.test_x[big:2 * big]
     with torch.no_grad():
         cls, cls_t = model(x).argmax(1), model(x_t).argmax(1)
     explainers = [Gradient(), GuidedBackprop(), LRP(), IntegratedGradients(steps=30),
@@ -199,14 +204,14 @@ def bench_map_attack(args, data) -> None:
     for ex in explainers:
         h_t = ex(model, x_t, cls_t)
         rates = {}
-        for batch in (1, 64):
-            n = batch if batch > 1 else 4  # batch 1: four pairs one after the other
+        for batch in (1, big):
+            n = batch if batch > 1 else min(4, big)  # batch 1: four pairs one after the other
             its = args.map_iterations if ex.name != "integrated_gradients" else 1
             att = TargetedMapAttack(iterations=its, batch_size=batch, show_progress=False)
             t = best_time(lambda: att(model, ex, x[:n], cls[:n], h_target=h_t[:n]), 1)
             rates[batch] = n * its / t
         print(f"map attack on vgg_small, {ex.name}: {rate(rates[1])} image-iterations/s at batch 1, "
-              f"{rate(rates[64])} at batch 64 -> {rates[64] / rates[1]:.1f}x")
+              f"{rate(rates[big])} at batch {big} -> {rates[big] / rates[1]:.1f}x")
 
 
 def bench_smoothed(args) -> None:
@@ -221,7 +226,7 @@ def bench_smoothed(args) -> None:
 
     torch.manual_seed(0)
     model = freeze(prepare_model(resnet_cifar(blocks=(1, 1, 1), width=16), torch.device("cpu")))
-    n_sg, n_cascade, n_train = min(16, args.images), min(64, args.images), max(128, 2 * args.images)
+    n_sg, n_cascade, n_train = min(16, args.images), min(64, args.images), 2 * args.images
     x = torch.rand(n_sg, 3, 32, 32)
     y = torch.randint(0, 10, (n_sg,))
     ours = SmoothGrad(n_samples=50, aggregate="mean_abs", max_batch=800)
@@ -269,7 +274,8 @@ def bench_smoothed_attacks(args) -> None:
     torch.manual_seed(0)
     model = freeze(prepare_model(vgg_small(in_channels=3, image_size=32, widths=(32, 64), hidden=256),
                                  torch.device("cpu")))
-    x, x_t = torch.rand(64, 3, 32, 32), torch.rand(64, 3, 32, 32)
+    big = args.large_batch
+    x, x_t = torch.rand(big, 3, 32, 32), torch.rand(big, 3, 32, 32)
     ex = Gradient()
     with torch.no_grad():
         cls, cls_t = model(x).argmax(1), model(x_t).argmax(1)
@@ -278,14 +284,14 @@ def bench_smoothed_attacks(args) -> None:
                 "Delta+StAdv+Recolor": lambda: Composite([Recolor(lr=1e-3), Flow(lr=0.01), Delta(lr=1e-3)])}
     for name, make in settings.items():
         rates = {}
-        for batch in (1, 64):
-            n = batch if batch > 1 else 4  # batch 1: four images one after the other
+        for batch in (1, big):
+            n = batch if batch > 1 else min(4, big)  # batch 1: four images one after the other
             att = TargetedMapAttack(iterations=args.map_iterations, batch_size=batch, beta_start=100.0,
                                     beta_end=None, show_progress=False, perturbation=make())
             t = best_time(lambda: att(model, ex, x[:n], cls[:n], h_target=h_t[:n]), 1)
             rates[batch] = n * args.map_iterations / t
         print(f"smoothed attack {name} on vgg_small (32x32 RGB), gradient: {rate(rates[1])} image-iterations/s "
-              f"at batch 1, {rate(rates[64])} at batch 64 -> {rates[64] / rates[1]:.1f}x")
+              f"at batch 1, {rate(rates[big])} at batch {big} -> {rates[big] / rates[1]:.1f}x")
 
 
 def bench_relex(args) -> None:
@@ -297,11 +303,12 @@ def bench_relex(args) -> None:
     model = freeze(prepare_model(resnet_cifar(blocks=(1, 1, 1), width=16), torch.device("cpu")))
     n = min(32, args.images)
     x, y = torch.rand(n, 3, 32, 32), torch.randint(0, 10, (n,))
-    default = RelEx(iterations=args.steps)
-    whole = RelEx(iterations=args.steps, max_batch=2 * default.n_noise * n)
+    copies = {} if args.relex_copies is None else {"n_noise": args.relex_copies, "max_batch": 2 * args.relex_copies}
+    default = RelEx(iterations=args.steps, **copies)  # max_batch: one image's copies both ways
+    whole = RelEx(iterations=args.steps, n_noise=default.n_noise, max_batch=2 * default.n_noise * n)
     times = interleaved({"default": lambda: default.attribute(model, x, y),
                          "whole": lambda: whole.attribute(model, x, y),
-                         "authors": lambda: authors_relex(model, x, y, iterations=args.steps)}, args.repeats)
+                         "authors": lambda: authors_relex(model, x, y, iterations=args.steps, n_noise=default.n_noise)}, args.repeats)
     best = {k: min(v) for k, v in times.items()}
     setting = (f"(resnet_small, {n} images, {default.n_noise} copies, {args.steps} iterations, interleaved min "
                f"of {args.repeats}; the authors' loop: two passes of {default.n_noise} copies per image and "

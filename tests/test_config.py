@@ -204,8 +204,8 @@ def test_debug_tiny_shrinks_every_job_of_every_preset(preset):
     from robex.pipeline import apply_debug
 
     for job in _sweep_jobs(preset):
-        full = _compose([f"paper={preset}", *job])
         cfg = _compose([f"paper={preset}", *job, "debug=tiny"])
+        full = cfg.copy()  # debug=tiny sets none of the keys below itself: apply_debug does
         OmegaConf.set_struct(cfg, False)
         apply_debug(cfg)
         for key in ("attack.steps", "attack.iterations", "defense.sg_samples", "task.n_pairs",

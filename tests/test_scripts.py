@@ -20,7 +20,7 @@ def test_bench_script_runs_and_its_ratios_match_its_throughputs(tmp_path):
     import re
 
     args = ["--images", "8", "--steps", "2", "--batch", "8", "--seeds", "1", "--repeats", "1",
-            "--map-iterations", "2"]
+            "--map-iterations", "2", "--large-batch", "8", "--relex-copies", "4"]
     r = _run_script("bench.py", args, tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     out = r.stdout

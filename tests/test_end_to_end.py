@@ -38,7 +38,7 @@ def tiny_tab1(tmp_path_factory, fashion_standin):
 def test_tiny_sweep_writes_the_schema(tiny_tab1):
     tmp, first, _ = tiny_tab1
     files = sorted((tmp / "sweep").glob("*/metrics.csv"))
-    assert len(files) == 18  # 3 budgets x 2 defenses x (authors' attack + robex's strong attack + control)
+    assert len(files) == 27  # 3 budgets x 3 defenses (none, atex, atex_authors) x (authors' attack + robex's strong attack + control)
     for f in files:
         rows = pd.read_csv(f)
         assert list(rows.columns) == COLUMNS
@@ -84,7 +84,7 @@ def test_each_job_keeps_the_images_behind_its_metric_rows(tiny_tab1):
             assert len(finite) == rows.n[i] and finite.astype(float).mean() == pytest.approx(rows.value[i], abs=1e-6)
         kept += len(names)
     samples = read_samples(tmp / "sweep" / "results" / "atex_tab1")
-    assert len(samples.index) == kept == 18 * 2
+    assert len(samples.index) == kept == 27 * 2
     assert set(samples.index.artifact) == {"atex_tab1"} and samples.values.shape[1] == samples.n.max()
 
 
@@ -106,8 +106,8 @@ def test_rerun_recomputes_nothing(tiny_tab1, fashion_standin):
         kept.unlink()  # a reused job writes its per-image values again, from the cache
     second, t_second = _run_preset("atex_tab1", tmp, fashion_standin)
     log = second.stdout + second.stderr
-    assert log.count("cached result reused") == 18
-    assert len(list((tmp / "sweep").glob("*/samples.npz"))) == 18
+    assert log.count("cached result reused") == 27
+    assert len(list((tmp / "sweep").glob("*/samples.npz"))) == 27
     assert "trained in" not in log and "stage 1 done" not in log
     # a reused job still says where and when it was computed
     from robex.utils import machine_description

@@ -50,6 +50,11 @@ def test_smoothness_task(tmp_path, fashion_standin, cache_dir):
     assert list(ssim.step) == [5] and (ssim.step_axis == "defense_stage").all() and (ssim.n == 16).all()
     assert ssim.value.between(-1, 1).all() and (ssim.se >= 0).all()
     assert _values(rows, "accuracy").value.between(0, 1).all()
+    # the SSIM row keeps its per-image values (k = 0 and k > 0 pair image by image in the claims)
+    with np.load(tmp_path / "samples.npz") as f:
+        kept = {int(k[1:]): f[k] for k in f.files}
+    assert list(kept) == [int(ssim.index[0])]
+    assert kept[int(ssim.index[0])].astype(float).mean() == pytest.approx(ssim.value.iloc[0], abs=1e-6)
 
 
 def test_gallery_task(tmp_path, fashion_standin, cache_dir):

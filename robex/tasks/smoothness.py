@@ -5,7 +5,8 @@ Reference: SmoothGrad of the *normally trained* model (``reference`` explainer, 
 copies in the paper). Compared: the job explainer's map of the job's model (baseline for
 defense=none, ATEX after k iterations for defense=atex). Both heatmaps are scaled to [0, 1]
 (min-max per map) before SSIM (Gaussian window 11, sigma 1.5, data range 1).
-Metric rows: ``ssim_to_smoothgrad`` (mean, se over the first n_eval test images) and ``accuracy``.
+Metric rows: ``ssim_to_smoothgrad`` (mean, se over the first n_eval test images; its per-image values
+are kept, :mod:`robex.report.samples`, so k = 0 and k > 0 pair image by image) and ``accuracy``.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import torch
 from hydra.utils import instantiate
 
 from robex.metrics.similarity import minmax_normalise, ssim
+from robex.report.samples import attach
 from robex.tasks.common import eval_subset, explanation_target, mean_se
 from robex.utils import batches
 
@@ -37,6 +39,7 @@ class SmoothnessTask:
             h_ref = reference(base, x[s], target[s])
             h = explainer(model, x[s], target[s])
             values.append(ssim(minmax_normalise(h), minmax_normalise(h_ref)))
-        m, se, n = mean_se(torch.cat(values).cpu())
+        values = torch.cat(values).cpu()
+        m, se, n = mean_se(values)
         return [ctx.row("accuracy", ctx.test_accuracy(model), step=stages),
-                ctx.row("ssim_to_smoothgrad", m, se, n, step=stages, explainer=reference.name)]
+                attach(ctx.row("ssim_to_smoothgrad", m, se, n, step=stages, explainer=reference.name), values.numpy())]

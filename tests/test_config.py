@@ -259,14 +259,41 @@ def test_debug_mode_fails_on_an_option_it_does_not_name_or_a_key_that_matches_no
     ("defense=atex_authors defense.delta=2", "robex error: atex_authors delta=2"),
 ])
 def test_bad_values_are_one_line_before_any_work(override, message, tmp_path):
+    """The job (robex.pipeline.run, in this process: a CLI run per case cost 4 s of imports) stops
+    with the user error that run.py prints as its one line; nothing was trained or cached.
+    test_a_bad_value_on_the_command_line_is_one_stderr_line runs the CLI itself on three of them."""
+    from omegaconf import OmegaConf
+
+    from robex.pipeline import run
+
     if override.startswith("device=cuda") and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    r = _cli(*override.split(" "), f"hydra.run.dir={tmp_path}", f"paths.cache_dir={tmp_path}/cache")
+    cfg = _compose([*override.split(" "), f"paths.cache_dir={tmp_path}/cache", f"paths.output_dir={tmp_path}/run"])
+    OmegaConf.set_struct(cfg, False)
+    cfg.hydra.runtime.output_dir = str(tmp_path / "run")
+    with pytest.raises(Exception) as info:
+        run(cfg)
+    err = user_error(info.value)
+    assert err is not None, info.value  # a user error (one line), not a crash
+    line = f"robex error: {err}"
+    assert message in line and "\n" not in line
+    assert not (tmp_path / "cache" / "models").exists()  # failed before training anything
+
+
+@pytest.mark.parametrize("override,message", [
+    ("seed=abc", "robex error: seed='abc' is not allowed: it must be an integer >= 0"),
+    ("device=cuda", "robex error: device=cuda but this machine has no CUDA device"),
+    ("+attack.n_steps=4", "robex error: attack=none: "),
+])
+def test_a_bad_value_on_the_command_line_is_one_stderr_line(override, message, tmp_path):
+    if override.startswith("device=cuda") and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    r = _cli(override, f"hydra.run.dir={tmp_path}", f"paths.cache_dir={tmp_path}/cache")
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-1500:]
     lines = [l for l in r.stderr.splitlines() if l.strip()]
     assert lines == [l for l in lines if l.startswith("robex error")] and len(lines) == 1, r.stderr
     assert message in lines[0]
-    assert not (tmp_path / "cache" / "models").exists()  # failed before training anything
+    assert not (tmp_path / "cache" / "models").exists()
 
 
 def test_a_cache_folder_that_cannot_be_written_is_one_line_before_training(tmp_path):

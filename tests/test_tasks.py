@@ -95,6 +95,12 @@ def test_map_manipulation_task(preset, expected, tmp_path, fashion_standin, cach
     if "mass_kept" in expected:  # the per-sample ratio, recomputed from the arrays
         ratio = arrays["gradient__mass_after"] / arrays["gradient__mass_before"]
         np.testing.assert_allclose(_values(attacked, "mass_kept").value.iloc[0], ratio.mean(), rtol=1e-5)
+    # every row keeps its per-pair values (the claims pair explainers attacked on the same pairs)
+    with np.load(tmp_path / "samples.npz") as f:
+        kept = {int(k[1:]): f[k] for k in f.files}
+    assert sorted(kept) == list(range(len(rows)))
+    for i, v in kept.items():
+        assert np.isfinite(v).sum() == rows.n[i] and np.nanmean(v.astype(float)) == pytest.approx(rows.value[i], rel=1e-5, abs=1e-7)
 
 
 def test_a_seed_makes_a_job_repeatable_and_another_seed_changes_it(tmp_path, fashion_standin):

@@ -12,7 +12,8 @@ Rows (mean and standard error over the pairs), ``explainer`` = the explainer eva
 - target ``blank_square``: ``mass_before``, ``mass_after`` (relevance inside the centred square) and
   ``mass_kept`` (after / before, per sample).
 Arrays: every per-sample value (``<evaluator>__<metric>``) for the scatter figures, and the images
-and maps of the first ``keep_maps`` pairs for the visual grid.
+and maps of the first ``keep_maps`` pairs for the visual grid. Every row also keeps its per-pair
+values (:mod:`robex.report.samples`), so the claims pair two explainers attacked on the same pairs.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from hydra.utils import instantiate
 from robex.attacks.targeted_map import centre_square_mask
 from robex.errors import RobexError
 from robex.metrics.attack_success import image_mse, mass_inside, similarity_deltas
+from robex.report.samples import attach
 from robex.tasks.common import mean_se
 
 
@@ -82,6 +84,6 @@ class TargetedMapTask:
                 v = v.float().cpu()
                 per_sample[f"{name}__{metric}"] = v.numpy()
                 m, se, cnt = mean_se(v)
-                rows.append(ctx.row(metric, m, se, cnt, explainer=name, **directions.get(metric, {})))
+                rows.append(attach(ctx.row(metric, m, se, cnt, explainer=name, **directions.get(metric, {})), v.numpy()))
         arrays.update(per_sample)
         return rows, arrays

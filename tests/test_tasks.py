@@ -57,6 +57,20 @@ def test_smoothness_task(tmp_path, fashion_standin, cache_dir):
     assert kept[int(ssim.index[0])].astype(float).mean() == pytest.approx(ssim.value.iloc[0], abs=1e-6)
 
 
+def test_a_smoothness_job_gives_the_same_numbers_whether_its_model_was_trained_or_loaded(tmp_path, fashion_standin):
+    """The first job trains the baseline and ATEX in its own process (drawing from torch's global
+    stream), the second loads them from the cache: the SmoothGrad reference has its own seeded
+    generator, so the SSIM rows agree exactly."""
+    import shutil
+
+    cache = tmp_path / "cache"
+    trained, _ = _job("atex_fig2", ["dataset=fashion_mnist", "defense.iterations=1"], tmp_path / "a", fashion_standin, cache)
+    shutil.rmtree(cache / "jobs")  # keep the models, recompute the job
+    loaded, _ = _job("atex_fig2", ["dataset=fashion_mnist", "defense.iterations=1"], tmp_path / "b", fashion_standin, cache)
+    pd.testing.assert_series_equal(_values(trained, "ssim_to_smoothgrad").value.reset_index(drop=True),
+                                   _values(loaded, "ssim_to_smoothgrad").value.reset_index(drop=True), check_exact=True)
+
+
 def test_gallery_task(tmp_path, fashion_standin, cache_dir):
     rows, arrays = _job("atex_fig3", ["dataset=fashion_mnist"], tmp_path, fashion_standin, cache_dir)
     n_cases = int(_values(rows, "n_cases").value.iloc[0])

@@ -22,7 +22,7 @@ from robex.utils import atomic_write_text
 
 # the presets of each paper, in the order scripts/reproduce.py runs them
 PAPERS = {
-    "atex": ["atex_tab1", "atex_tab2", "atex_seeds", "atex_tab3", "atex_tab4", "atex_fig2", "atex_fig3", "atex_fig4"],
+    "atex": ["atex_tab1", "atex_tab2", "atex_seeds", "atex_tab3", "atex_tab4", "atex_fig2", "atex_fig2_authors", "atex_fig3", "atex_fig4"],
     "smoothed": ["smoothed_tab2", "smoothed_tab3", "smoothed_fig2", "smoothed_fig1", "smoothed_tab1", "smoothed_fig3",
                  "smoothed_tab4", "smoothed_tab5", "smoothed_fig6", "smoothed_fig4", "smoothed_fig5", "smoothed_fig7"],
     "relex": ["relex_tab1", "relex_fig5", "relex_fig3", "relex_fig3_inset", "relex_fig6", "relex_fig4a", "relex_fig4b", "relex_fig1"],

@@ -3,6 +3,7 @@ distinguishable), the Wilson interval matches its closed form, missing standard 
 proportions are binomial, several seeds give a seed-level interval, and every claim of the two papers' claims files
 evaluates on rows shaped like robex's own."""
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -379,3 +380,13 @@ def test_seeds_pair_within_each_seed_or_not_at_all(tmp_path):
     _rows_with_samples(tmp_path / "b", arms)
     r = evaluate_claim(_claim(), tmp_path / "b")
     assert r.cells[0].label.endswith("3 seeds")
+
+
+def test_a_claim_text_with_bars_stays_inside_its_table_cell(tmp_path):
+    _write(tmp_path, _rows([("none", 0.1, "accuracy", 0.88, 0.003), ("atex", 0.1, "accuracy", 0.879, 0.003)]))
+    claim = _claim(text="accuracy changes little (|ATEX - baseline| <= 0.02)", test="within", tolerance=0.02,
+                   metric="accuracy")
+    spec = OmegaConf.create({"title": "T", "intro": "i", "paper": "atex"})
+    row = [l for l in render(spec, [evaluate_claim(claim, tmp_path)]).splitlines() if l.startswith("| accuracy")][0]
+    cells = [c for c in re.split(r"(?<!\\)\|", row)[1:-1]]
+    assert len(cells) == 3 and cells[1].strip() == "PASS" and "\\|ATEX - baseline\\|" in cells[0]

@@ -452,9 +452,14 @@ def render(spec, evaluated: list[ClaimResult]) -> str:
     for r in evaluated:
         cells = "; ".join(c.text(".3g") for c in r.cells) or r.note
         note = f" ({r.note})" if r.note and r.cells else ""
-        lines.append(f"| {r.text}{note} | {r.verdict} | {cells} |")
+        lines.append("| " + " | ".join(_cell_text(t) for t in (f"{r.text}{note}", r.verdict, cells)) + " |")
     lines += ["", ", ".join(f"{n} {v}" for v, n in counts(evaluated).items()) + "."]
     return "\n".join(lines) + "\n"
+
+
+def _cell_text(text: str) -> str:
+    """Text for one markdown table cell: a '|' in it (|a - b|) would end the cell, so it is escaped."""
+    return str(text).replace("|", "\\|")
 
 
 def write_report(paper: str, results: Path) -> dict[str, int]:

@@ -67,7 +67,7 @@ from omegaconf import OmegaConf
 from robex.errors import RobexError
 from robex.report.samples import read_samples
 from robex.report.schema import read_metrics
-from robex.report.tables import seed_variance
+from robex.report.tables import markdown_table, seed_variance
 from robex.utils import atomic_write_text
 
 CLAIMS_DIR = Path(__file__).resolve().parents[2] / "conf" / "claims"
@@ -255,8 +255,8 @@ def _seeds(rows: pd.DataFrame, a: dict, b: dict | None) -> list:
 
 def _one_seed_estimate(claim, rows, a: dict, b: dict | None, se_mode, samples=None):
     """(estimate, variance, label suffix, paired differences) of a test on one seed's rows (or seeds
-    averaged). The paired differences (per image, :func:`_paired_differences`) are None unless the
-    rows' samples allow pairing; when they do, the estimate and variance are theirs."""
+    averaged): the estimate and variance from the rows (independent arms), and the per-image paired
+    differences (:func:`_paired_differences`), None unless the rows' samples allow pairing."""
     terms = [(a, 1.0)] + ([(b, -1.0)] if b else [])
     suffix = ""
     if claim.test == "growth":
@@ -274,8 +274,6 @@ def _one_seed_estimate(claim, rows, a: dict, b: dict | None, se_mode, samples=No
         est, var = est + w * v, var + se * se
     seed = rows["seed"].dropna().unique() if "seed" in rows.columns else []
     d = _paired_differences(samples, terms, seed[0] if len(seed) == 1 else None) if len(terms) > 1 else None
-    if d is not None:
-        est, var = float(d.mean()), float(d.var(ddof=1)) / len(d)
     return est, var, suffix, d
 
 
@@ -331,11 +329,10 @@ def _cell(claim, rows, a: dict, b: dict | None, label: str, se_mode, samples=Non
     seeds = _seeds(rows, a, b)
     if len(seeds) >= 2:  # seed-level uncertainty: per-seed estimates, their spread added
         per = [_one_seed_estimate(claim, rows[rows["seed"] == s], a, b, se_mode, samples) for s in seeds]
-        if any(p[3] is None for p in per):  # pair on every seed or on none
-            per = [_one_seed_estimate(claim, rows[rows["seed"] == s], a, b, se_mode) for s in seeds]
-        est, low, high = seed_interval([p[0] for p in per], [p[1] for p in per])
-        paired = f", paired over {len(per[0][3])} images" if per[0][3] is not None else ""
-        label = f"{label}{per[0][2]}, {len(seeds)} seeds{paired}"
+        paired = all(p[3] is not None for p in per)  # pair on every seed or on none
+        ests = [(float(p[3].mean()), float(p[3].var(ddof=1)) / len(p[3])) if paired else p[:2] for p in per]
+        est, low, high = seed_interval([e for e, _ in ests], [v for _, v in ests])
+        label = f"{label}{per[0][2]}, {len(seeds)} seeds" + (f", paired over {len(per[0][3])} images" if paired else "")
     else:
         est, var, suffix, d = _one_seed_estimate(claim, rows, a, b, se_mode, samples)
         if d is not None:  # the same images under both arms: paired bootstrap over images
@@ -448,18 +445,14 @@ def render(spec, evaluated: list[ClaimResult]) -> str:
              "the other side, and is NOT DISTINGUISHABLE when an interval contains the boundary or a cell is "
              "undefined (a metric with no defined value there, e.g. a correlation of constant maps). "
              "The criteria are in `conf/claims/" + f"{spec.paper}.yaml` and in `robex/report/claims.py`.",
-             "", "| claim | verdict | estimates [95% CI] |", "|---|---|---|"]
+             ""]
+    body = []
     for r in evaluated:
         cells = "; ".join(c.text(".3g") for c in r.cells) or r.note
         note = f" ({r.note})" if r.note and r.cells else ""
-        lines.append("| " + " | ".join(_cell_text(t) for t in (f"{r.text}{note}", r.verdict, cells)) + " |")
-    lines += ["", ", ".join(f"{n} {v}" for v, n in counts(evaluated).items()) + "."]
-    return "\n".join(lines) + "\n"
-
-
-def _cell_text(text: str) -> str:
-    """Text for one markdown table cell: a '|' in it (|a - b|) would end the cell, so it is escaped."""
-    return str(text).replace("|", "\\|")
+        body.append([f"{r.text}{note}", r.verdict, cells])
+    table = markdown_table(["claim", "verdict", "estimates [95% CI]"], body)
+    return "\n".join(lines) + "\n" + table + "\n" + ", ".join(f"{n} {v}" for v, n in counts(evaluated).items()) + ".\n"
 
 
 def write_report(paper: str, results: Path) -> dict[str, int]:

@@ -52,8 +52,11 @@ def paper_vs(paper: float | None, robex: float, digits: int = 3) -> str:
 
 
 def markdown_table(header: list[str], body: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
+    """A markdown table; a '|' inside a cell (|a - b|) is escaped, so it cannot end the cell."""
+    def line(cells) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    lines = [line(header), "|" + "---|" * len(header)] + [line(row) for row in body]
     return "\n".join(lines) + "\n"
 
 

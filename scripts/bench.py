@@ -20,7 +20,11 @@ within this one run (machines are noisy: compare ratios, not absolute numbers ac
   re-implementation of their attack step and fine-tuning step), timed interleaved on the same
   weights and images: the paper's attack (attack=manip_untargeted_paper) on the softplus atex_cnn
   and on the authors' ReLU + tanh network, with the FP32 matmul peak measured in the same run and
-  the fraction of it the attack reaches; ATEX fine-tuning per student sample and per seed.
+  the fraction of it the attack reaches; ATEX fine-tuning per student sample and per seed. Both sides'
+  convolution and matmul FLOPs are counted (``flops``), so each line also prints the share of the peak
+  the authors' code reaches and a bound: the ratio robex's procedure would reach if all its counted
+  arithmetic ran at the matmul peak and nothing else took time. A goal above that bound cannot be
+  met on this CPU by a faster implementation of the same procedure, only by less arithmetic.
 
 Each section runs in a fresh process of its own (this script re-invoked with ``--only SECTION``):
 the time of an op on the CPU depends on the process's allocator state (glibc maps a large buffer
@@ -346,18 +350,39 @@ def matmul_peak(threads: int) -> float:
     return 2 * 1024 ** 3 / t / 1e9
 
 
-def attack_flops(attack, model, x, y) -> float:
-    """FLOPs (convolutions and matmuls, as torch's FlopCounterMode counts them) of one attack
-    iteration per image: the difference between a 2-step and a 1-step run, over the images."""
-    from torch.utils.flop_counter import FlopCounterMode
+def flops(fn) -> float:
+    """FLOPs of the convolutions and matmuls (forward and backward, by torch's own formulas in
+    ``torch.utils.flop_counter.flop_registry``; elementwise ops are not counted) that one call of
+    ``fn`` runs. A dispatch mode of its own: FlopCounterMode's module tracker refuses
+    ``autograd.grad`` on a leaf (the authors' double backprop)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import flop_registry
 
-    counts = []
-    for steps in (1, 2):
-        attack.steps = steps
-        with FlopCounterMode(display=False) as fc:
-            attack(model, Gradient(), x, y)
-        counts.append(fc.get_total_flops())
-    return (counts[1] - counts[0]) / len(x)
+    class Count(TorchDispatchMode):
+        total = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            formula = flop_registry.get(func._overloadpacket)
+            if formula is not None:
+                self.total += formula(*args, **kwargs, out_val=out)
+            return out
+
+    with Count() as count:
+        fn()
+    return count.total
+
+
+def flops_per_iteration(run, n: int) -> float:
+    """FLOPs of one attack iteration per image: ``run(steps)`` attacks ``n`` images; the difference
+    between a 2-step and a 1-step run, over the images."""
+    return (flops(lambda: run(2)) - flops(lambda: run(1))) / n
+
+
+def share_of_peak(flop_count: float, seconds: float, peak: float) -> str:
+    achieved = flop_count / seconds / 1e9
+    return f"{achieved:.1f} GFLOP/s = {100 * achieved / peak:.0f}% of the matmul peak"
 
 
 def torch_softplus(model):
@@ -389,9 +414,9 @@ def bench_side_by_side(args, model, data) -> None:
     print(f"side by side with the ATEX authors' procedure (robex/bench/authors_atex.py), {n} images x "
           f"{steps} steps, eps {eps}, {args.repeats} interleaved rounds; FP32 matmul peak {peak:.1f} GFLOP/s")
 
-    def paper_attack(batch):
+    def paper_attack(batch, n_steps=steps):
         return ExplanationManipulation(threat=Threat(budget=eps), objective=TopKSuppression(k=50, top_set="current"),
-                                       optimiser=NormalisedStep(0.02, "keep"), returns="last", steps=steps,
+                                       optimiser=NormalisedStep(0.02, "keep"), returns="last", steps=n_steps,
                                        batch_size=batch, surrogate_beta=None, show_progress=False)
 
     for label, net in (("softplus atex_cnn", model), ("authors' ReLU + tanh net", relu_tanh_atex_cnn(model))):
@@ -403,7 +428,9 @@ def bench_side_by_side(args, model, data) -> None:
             "authors batch 100": lambda: authors_untargeted_attack(theirs, x, y, eps, steps, broadcast_bug=True),
             "authors batch 100, broadcast fixed": lambda: authors_untargeted_attack(theirs, x, y, eps, steps),
         }, args.repeats)
-        flops = attack_flops(paper_attack(64), net, x[:64], y[:64])
+        m = min(64, n)
+        f_ours = flops_per_iteration(lambda k: paper_attack(64, k)(net, Gradient(), x[:m], y[:m]), m)
+        f_theirs = flops_per_iteration(lambda k: authors_untargeted_attack(theirs, x[:m], y[:m], eps, k), m)
         its = {name: n * steps / min(ts) for name, ts in times.items()}
         ref = its["authors batch 100"]
         for ours_name in ("robex batch 64", "robex batch 100"):
@@ -412,9 +439,12 @@ def bench_side_by_side(args, model, data) -> None:
         fixed = its["authors batch 100, broadcast fixed"]
         print(f"  attack on the {label}, image-iterations/s: robex (batch 64) {rate(its['robex batch 64'])}; "
               f"authors' code with its top-k broadcasting fixed {rate(fixed)} -> {its['robex batch 64'] / fixed:.2f}x")
-        achieved = flops * its["robex batch 64"] / 1e9
-        print(f"    robex batch 64 reaches {achieved:.1f} GFLOP/s = {100 * achieved / peak:.0f}% of the matmul peak "
-              f"({flops / 1e6:.1f} MFLOP per image-iteration); times: "
+        print(f"    robex batch 64 reaches {share_of_peak(f_ours * its['robex batch 64'], 1.0, peak)} "
+              f"({f_ours / 1e6:.1f} MFLOP per image-iteration); the authors' code with the broadcasting fixed "
+              f"{share_of_peak(f_theirs * fixed, 1.0, peak)} ({f_theirs / 1e6:.1f} MFLOP); at the peak, robex's "
+              f"arithmetic would run at most {peak * 1e9 / f_ours / ref:.1f}x the authors' code as is and "
+              f"{peak * 1e9 / f_ours / fixed:.1f}x with the broadcasting fixed (the bound for this procedure on "
+              f"this CPU); times: "
               + "; ".join(f"{name} {min_median(ts)}" for name, ts in times.items()))
 
     seeds = min(args.seeds, 500)
@@ -454,6 +484,13 @@ def bench_side_by_side(args, model, data) -> None:
     print(f"    ({seeds} seeds; robex: 1 step on 17 student samples per seed, teacher SmoothGrad included, "
           f"{min_median(times['robex'])}; authors' code: 10 SmoothGrad copies + 4 steps x 16 samples per seed, "
           f"{min_median(times['authors'])})")
+    f_r, f_a = flops(robex_stage), flops(authors_pass)
+    bound = (ours_n * peak * 1e9 / f_r) / (counted["n"] / t_a)
+    print(f"    robex reaches {share_of_peak(f_r, t_r, peak)} ({f_r / seeds / 1e6:.1f} MFLOP per seed, "
+          f"{f_r / ours_n / 1e6:.1f} per student sample); the authors' code {share_of_peak(f_a, t_a, peak)} "
+          f"({f_a / seeds / 1e6:.1f} MFLOP per seed, {f_a / counted['n'] / 1e6:.1f} per student sample); at the "
+          f"peak robex's arithmetic would run {bound:.1f}x the authors' per student sample (a bound for this "
+          f"procedure on this CPU)")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,48 @@ def test_bench_script_runs_and_its_ratios_match_its_throughputs(tmp_path):
         assert min(abs(a / b - ratio), abs(b / a - ratio)) <= 0.01 * ratio + 0.051, line
         checked += 1
     assert checked >= 6
+    # every share of the peak is the printed GFLOP/s over the peak printed in its section's header
+    peaks = [float(v) for v in re.findall(r"FP32 matmul peak ([0-9.]+) GFLOP/s", out)]
+    shares = re.findall(r"([0-9.]+) GFLOP/s = (\d+)% of the matmul peak", out)
+    assert peaks and len(shares) >= 6
+    per_section = len(shares) // len(peaks)
+    for i, (achieved, pct) in enumerate(shares):
+        assert abs(100 * float(achieved) / peaks[i // per_section] - int(pct)) <= 1.5, (achieved, pct)
+    assert out.count("(the bound for this procedure on this CPU)") == 2 * len(peaks)
+    assert out.count("per student sample (a bound for this procedure on this CPU)") == len(peaks)
+
+
+def _bench_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_script", ROOT / "scripts" / "bench.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bench_flop_count_matches_the_formulas_through_double_backprop():
+    """make bench's FLOP count (the share of the matmul peak and the bounds) counts a matmul as
+    2 m n k and a convolution's forward, its input gradient and that gradient's own backward (the
+    authors' create_graph route, which torch's FlopCounterMode refuses)."""
+    import torch
+
+    bench = _bench_module()
+    a, b = torch.randn(7, 5), torch.randn(5, 3)
+    assert bench.flops(lambda: a @ b) == 2 * 7 * 5 * 3
+    conv = torch.nn.Conv2d(2, 4, 3, padding=1, bias=False)
+    x = torch.randn(3, 2, 6, 6)
+    fwd = 2 * 3 * 4 * 6 * 6 * 2 * 9  # 2 x out elements x in channels x kernel
+    assert bench.flops(lambda: conv(x)) == fwd
+
+    def double_backprop():
+        xr = x.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(conv(xr).square().sum(), xr, create_graph=True)
+        g.abs().sum().backward()
+
+    # forward; input gradient (one conv-sized product); its backward: the input-side product again
+    # and the weight gradients of both (the weight requires grad): 2 + 2 further conv-sized products
+    assert bench.flops(double_backprop) == 6 * fwd
 
 
 def test_reproduce_script_names_the_papers_on_bad_input(tmp_path):

@@ -24,7 +24,9 @@ within this one run (machines are noisy: compare ratios, not absolute numbers ac
   convolution and matmul FLOPs are counted (``flops``), so each line also prints the share of the peak
   the authors' code reaches and a bound: the ratio robex's procedure would reach if all its counted
   arithmetic ran at the matmul peak and nothing else took time. A goal above that bound cannot be
-  met on this CPU by a faster implementation of the same procedure, only by less arithmetic.
+  met on this CPU by a faster implementation of the same procedure, only by less arithmetic. The
+  same count gives the floor of a cold ``make reproduce-atex``: the minutes its atex_authors
+  fine-tuning alone needs at the matmul peak.
 
 Each section runs in a fresh process of its own (this script re-invoked with ``--only SECTION``):
 the time of an op on the CPU depends on the process's allocator state (glibc maps a large buffer
@@ -48,7 +50,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: robex is not installed
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script: robex is not installed
 
 from robex.attacks.manipulation import ExplanationManipulation
 from robex.attacks.objectives import TopKSuppression
@@ -497,6 +500,42 @@ def bench_side_by_side(args, model, data) -> None:
           f"({f_a / seeds / 1e6:.1f} MFLOP per seed, {f_a / counted['n'] / 1e6:.1f} per student sample); at the "
           f"peak robex's arithmetic would run {bound:.1f}x the authors' per student sample (a bound for this "
           f"procedure on this CPU)")
+    reproduction_floor(data, model, teacher=authors_teacher, peak=peak)
+
+
+def reproduction_floor(data, model, teacher, peak: float) -> None:
+    """The arithmetic of make reproduce-atex's atex_authors fine-tuning alone (issue 14 goal 3): one
+    batch of robex's ATEXAuthors counted, scaled to conf/defense/atex_authors.yaml's epochs, the
+    FashionMNIST training seeds and atex_tab1's eps sweep (one model per eps; Table 2 and Fig. 2
+    reuse them), and the minutes it needs at this run's matmul peak: the least a cold reproduction
+    can take on this CPU, whatever else it does."""
+    from omegaconf import OmegaConf
+
+    from robex.defenses.atex import ATEXAuthors, ATEXAuthorsLoss
+
+    conf = ROOT / "conf"
+    spec = OmegaConf.load(conf / "defense" / "atex_authors.yaml")
+    n_models = len(str(OmegaConf.load(conf / "paper" / "atex_tab1.yaml").hydra.sweeper.params["threat.budget"]).split(","))
+    defense = ATEXAuthors(delta=0.08, epochs=spec.epochs, inner_steps=spec.inner_steps, n_perp=spec.n_perp,
+                          sg_samples=spec.sg_samples, batch_size=spec.batch_size, micro_batch=spec.micro_batch,
+                          show_progress=False)
+    student = copy.deepcopy(model)
+    for p in student.parameters():
+        p.requires_grad_(True)
+    loss = ATEXAuthorsLoss(defense, teacher)
+    b = defense.batch_size
+    x, y = data.train_x[:b], data.train_y[:b]
+
+    def one_batch():
+        step = loss.prepare(student, x, y, None, torch.Generator().manual_seed(0))
+        for _ in range(defense.inner_steps):
+            step(student)
+
+    total = flops(one_batch) / b * len(data.train_x) * defense.epochs * n_models
+    print(f"  make reproduce-atex, the atex_authors fine-tuning alone ({n_models} FashionMNIST models x "
+          f"{defense.epochs} epochs x {len(data.train_x):,} seeds): {total / 1e12:.0f} TFLOP of convolutions "
+          f"and matmuls, {total / (peak * 1e9) / 60:.0f} min at this run's matmul peak of {peak:.1f} GFLOP/s "
+          f"({torch.get_num_threads()} threads): the floor of a cold run on this CPU")
 
 
 if __name__ == "__main__":

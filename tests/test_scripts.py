@@ -49,6 +49,11 @@ def test_bench_script_runs_and_its_ratios_match_its_throughputs(tmp_path):
         assert abs(100 * float(achieved) / peaks[i // per_section] - int(pct)) <= 1.5, (achieved, pct)
     assert out.count("(the bound for this procedure on this CPU)") == 2 * len(peaks)
     assert out.count("per student sample (a bound for this procedure on this CPU)") == len(peaks)
+    floors = re.findall(r"alone \(3 FashionMNIST models x 2 epochs x ([\d,]+) seeds\): (\d+) TFLOP .*?, (\d+) min at "
+                        r"this run's matmul peak of ([0-9.]+) GFLOP/s", out)
+    assert len(floors) == len(peaks)
+    for _, tflop, minutes, peak in floors:
+        assert abs(float(tflop) * 1e12 / (float(peak) * 1e9) / 60 - int(minutes)) <= 0.5 + 0.5 * int(minutes) / float(tflop)
 
 
 def _bench_module():
@@ -82,6 +87,40 @@ def test_bench_flop_count_matches_the_formulas_through_double_backprop():
     # forward; input gradient (one conv-sized product); its backward: the input-side product again
     # and the weight gradients of both (the weight requires grad): 2 + 2 further conv-sized products
     assert bench.flops(double_backprop) == 6 * fwd
+
+
+def test_robex_atex_authors_batch_does_the_arithmetic_of_the_authors_procedure():
+    """The floor make bench prints for make reproduce-atex counts robex's ATEXAuthors; one batch of it
+    runs exactly the convolutions and matmuls of the authors' step (robex/bench/authors_atex.py), and
+    the count does not depend on the micro-batch."""
+    import copy
+
+    import torch
+
+    from robex.bench.authors_atex import authors_atex_batch
+    from robex.defenses.atex import ATEXAuthors, ATEXAuthorsLoss
+    from robex.models.atex_cnn import atex_cnn
+
+    bench = _bench_module()
+    torch.manual_seed(0)
+    teacher = atex_cnn().eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    student = copy.deepcopy(teacher)
+    for p in student.parameters():
+        p.requires_grad_(True)
+    x, y = torch.rand(6, 1, 28, 28), torch.randint(0, 10, (6,))
+    defense = ATEXAuthors(delta=0.08, micro_batch=7, show_progress=False)  # micro-batches do not change the count
+    loss = ATEXAuthorsLoss(defense, teacher)
+
+    def robex_batch():
+        step = loss.prepare(student, x, y, None, torch.Generator().manual_seed(0))
+        for _ in range(defense.inner_steps):
+            step(student)
+
+    opt = torch.optim.Adam(student.parameters(), lr=1e-3)
+    theirs = bench.flops(lambda: authors_atex_batch(teacher, student, opt, x, y, 0.08))
+    assert bench.flops(robex_batch) == theirs > 0
 
 
 def test_reproduce_script_names_the_papers_on_bad_input(tmp_path):

@@ -40,7 +40,7 @@ def test_bench_script_runs_and_its_ratios_match_its_throughputs(tmp_path):
         assert min(abs(a / b - ratio), abs(b / a - ratio)) <= 0.01 * ratio + 0.051, line
         checked += 1
     assert checked >= 6
-    # every share of the peak is the printed GFLOP/s over the peak printed in its section's header
+    # every share of the peak is the printed GFLOP/s over the peak its section printed
     peaks = [float(v) for v in re.findall(r"FP32 matmul peak ([0-9.]+) GFLOP/s", out)]
     shares = re.findall(r"([0-9.]+) GFLOP/s = (\d+)% of the matmul peak", out)
     assert peaks and len(shares) >= 6
@@ -56,10 +56,11 @@ def test_bench_script_runs_and_its_ratios_match_its_throughputs(tmp_path):
         assert abs(float(tflop) * 1e12 / (float(peak) * 1e9) / 60 - int(minutes)) <= 0.5 + 0.5 * int(minutes) / float(tflop)
 
 
-def _bench_module():
+def _script_module(name):
+    """scripts/<name>.py imported as a module (the scripts are not a package)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("bench_script", ROOT / "scripts" / "bench.py")
+    spec = importlib.util.spec_from_file_location(f"{name}_script", ROOT / "scripts" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -71,7 +72,7 @@ def test_bench_flop_count_matches_the_formulas_through_double_backprop():
     authors' create_graph route, which torch's FlopCounterMode refuses)."""
     import torch
 
-    bench = _bench_module()
+    bench = _script_module("bench")
     a, b = torch.randn(7, 5), torch.randn(5, 3)
     assert bench.flops(lambda: a @ b) == 2 * 7 * 5 * 3
     conv = torch.nn.Conv2d(2, 4, 3, padding=1, bias=False)
@@ -101,7 +102,7 @@ def test_robex_atex_authors_batch_does_the_arithmetic_of_the_authors_procedure()
     from robex.defenses.atex import ATEXAuthors, ATEXAuthorsLoss
     from robex.models.atex_cnn import atex_cnn
 
-    bench = _bench_module()
+    bench = _script_module("bench")
     torch.manual_seed(0)
     teacher = atex_cnn().eval()
     for p in teacher.parameters():
@@ -131,10 +132,5 @@ def test_reproduce_script_names_the_papers_on_bad_input(tmp_path):
 
 
 def test_reproduce_time_split_accounts_for_the_whole_wall_time():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("reproduce_script", ROOT / "scripts" / "reproduce.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    line = mod.time_split({"task": 30.0, "training": 50.0}, wall=100.0)
+    line = _script_module("reproduce").time_split({"task": 30.0, "training": 50.0}, wall=100.0)
     assert line == "training 50 s (50%), task 30 s (30%), rendering and overhead 20 s (20%)"

@@ -23,8 +23,10 @@ within this one run (machines are noisy: compare ratios, not absolute numbers ac
   the fraction of it the attack reaches; ATEX fine-tuning per student sample and per seed. Both sides'
   convolution and matmul FLOPs are counted (``flops``), so each line also prints the share of the peak
   the authors' code reaches and a bound: the ratio robex's procedure would reach if all its counted
-  arithmetic ran at the matmul peak and nothing else took time. A goal above that bound cannot be
-  met on this CPU by a faster implementation of the same procedure, only by less arithmetic. The
+  arithmetic ran at the matmul peak and nothing else took time. The peak is what a tuned 1024 x 1024
+  matmul reaches in the same run (not the CPU's nominal FMA peak), so a goal above that bound cannot
+  be met by a faster implementation of the same procedure unless its convolutions outran that
+  matmul; only less arithmetic would do it. The
   same count gives the floor of a cold ``make reproduce-atex``: the minutes its atex_authors
   fine-tuning alone needs at the matmul peak.
 

@@ -422,7 +422,7 @@ def bench_side_by_side(args, model, data) -> None:
     n, steps, eps = min(args.images, 200), args.steps, 0.08
     x, y = data.test_x[:n], data.test_y[:n]
     peak_start = matmul_peak()
-    at_peak = []  # printers of the lines that need the peak, run once it is known (the section's end)
+    attack_work = []  # (label, robex batch 64 rate, authors' rate as is, fixed, robex / authors' FLOPs per it.)
     print(f"side by side with the ATEX authors' procedure (robex/bench/authors_atex.py), {n} images x "
           f"{steps} steps, eps {eps}, {args.repeats} interleaved rounds")
 
@@ -452,14 +452,7 @@ def bench_side_by_side(args, model, data) -> None:
         print(f"  attack on the {label}, image-iterations/s: robex (batch 64) {rate(its['robex batch 64'])}; "
               f"authors' code with its top-k broadcasting fixed {rate(fixed)} -> {its['robex batch 64'] / fixed:.2f}x")
         print("    times: " + "; ".join(f"{name} {min_median(ts)}" for name, ts in times.items()))
-        at_peak.append(lambda peak, label=label, ours=its["robex batch 64"], ref=ref, fixed=fixed, f_ours=f_ours,
-                       f_theirs=f_theirs: print(
-            f"  attack on the {label}: robex batch 64 reaches {share_of_peak(f_ours * ours, peak)} "
-            f"({f_ours / 1e6:.1f} MFLOP per image-iteration); the authors' code with the broadcasting fixed "
-            f"{share_of_peak(f_theirs * fixed, peak)} ({f_theirs / 1e6:.1f} MFLOP); at the peak, robex's "
-            f"arithmetic would run at most {peak * 1e9 / f_ours / ref:.1f}x the authors' code as is and "
-            f"{peak * 1e9 / f_ours / fixed:.1f}x with the broadcasting fixed (the bound for this procedure on "
-            f"this CPU)"))
+        attack_work.append((label, its["robex batch 64"], ref, fixed, f_ours, f_theirs))
 
     seeds = min(args.seeds, 500)
     sub = copy.copy(data)
@@ -468,48 +461,38 @@ def bench_side_by_side(args, model, data) -> None:
 
     authors_teacher = torch_softplus(model)  # the authors' layers (nn.Softplus), the same weights
 
-    def student(net=model):
-        s = copy.deepcopy(net)
-        for p in s.parameters():
-            p.requires_grad_(True)
-        return s
-
-    def robex_stage():
+    def robex_stage(part=sub):
         atex._directions.clear()  # the teacher SmoothGrad is part of robex's cost per seed
-        atex.apply_stage(1, model, student(), sub)
+        atex.apply_stage(1, model, trainable_copy(model), part)
 
-    counted = {}
-
-    def authors_pass():
-        s = student(authors_teacher)
+    def authors_pass(k=seeds) -> int:
+        """The authors' fine-tuning over the first k seeds; returns its student samples."""
+        s = trainable_copy(authors_teacher)
         opt = torch.optim.Adam(s.parameters(), lr=1.5e-3)
         gen = torch.Generator().manual_seed(0)
-        counted["n"] = sum(authors_atex_batch(authors_teacher, s, opt, sub.train_x[i:i + 100], sub.train_y[i:i + 100], eps,
-                                              generator=gen) for i in range(0, seeds, 100))
+        return sum(authors_atex_batch(authors_teacher, s, opt, sub.train_x[i:i + 100], sub.train_y[i:i + 100], eps,
+                                      generator=gen) for i in range(0, k, 100))
 
     times = interleaved({"robex": robex_stage, "authors": authors_pass}, args.repeats)
     t_r, t_a = min(times["robex"]), min(times["authors"])
     ours_n = seeds * (1 + atex.n_along * atex.n_perp)
-    per_sample = (ours_n / t_r) / (counted["n"] / t_a)
+    # the FLOPs, counted on one batch of seeds and scaled (both procedures' work is linear in the seeds)
+    part = min(seeds, 100)
+    one_batch = copy.copy(sub)
+    one_batch.train_x, one_batch.train_y = sub.train_x[:part], sub.train_y[:part]
+    f_r = flops(lambda: robex_stage(one_batch)) * seeds / part
+    authors_part = {}
+    f_a = flops(lambda: authors_part.update(n=authors_pass(part))) * seeds / part
+    authors_n = authors_part["n"] * seeds / part
+    per_sample = (ours_n / t_r) / (authors_n / t_a)
     print(f"  ATEX fine-tuning, student samples/s: robex {rate(ours_n / t_r)}; authors' code "
-          f"{rate(counted['n'] / t_a)} -> {per_sample:.2f}x per student sample")
+          f"{rate(authors_n / t_a)} -> {per_sample:.2f}x per student sample")
     print(f"  ATEX fine-tuning, seeds/s: robex {rate(seeds / t_r)}; authors' code {rate(seeds / t_a)} "
           f"-> {t_a / t_r:.2f}x per seed")
     print(f"    ({seeds} seeds; robex: 1 step on 17 student samples per seed, teacher SmoothGrad included, "
           f"{min_median(times['robex'])}; authors' code: 10 SmoothGrad copies + 4 steps x 16 samples per seed, "
           f"{min_median(times['authors'])})")
-    f_r, f_a = flops(robex_stage), flops(authors_pass)
-    at_peak.append(lambda peak: print(
-        f"  ATEX fine-tuning: robex reaches {share_of_peak(f_r / t_r, peak)} ({f_r / seeds / 1e6:.1f} MFLOP per "
-        f"seed, {f_r / ours_n / 1e6:.1f} per student sample); the authors' code {share_of_peak(f_a / t_a, peak)} "
-        f"({f_a / seeds / 1e6:.1f} MFLOP per seed, {f_a / counted['n'] / 1e6:.1f} per student sample); at the "
-        f"peak robex's arithmetic would run {(ours_n * peak * 1e9 / f_r) / (counted['n'] / t_a):.1f}x the "
-        f"authors' per student sample (a bound for this procedure on this CPU)"))
     floor_flops, floor_text = reproduction_floor(data, model, teacher=authors_teacher)
-    at_peak.append(lambda peak: print(
-        f"  {floor_text}: {floor_flops / 1e12:.0f} TFLOP of convolutions and matmuls, "
-        f"{floor_flops / (peak * 1e9) / 60:.0f} min at this run's matmul peak of {peak:.1f} GFLOP/s "
-        f"({torch.get_num_threads()} threads): the floor of a cold run on this CPU"))
 
     # the peak: the higher of two measurements, at the section's start and end (a busy moment only
     # lowers a measurement, and a low peak would make the bounds and the floor too tight)
@@ -517,8 +500,29 @@ def bench_side_by_side(args, model, data) -> None:
     peak = max(peak_start, peak_end)
     print(f"  FP32 matmul peak {peak:.1f} GFLOP/s (the higher of {peak_start:.1f} at the section's start and "
           f"{peak_end:.1f} at its end, best of 50 each):")
-    for show in at_peak:
-        show(peak)
+    for label, ours, ref, fixed, f_ours, f_theirs in attack_work:
+        print(f"  attack on the {label}: robex batch 64 reaches {share_of_peak(f_ours * ours, peak)} "
+              f"({f_ours / 1e6:.1f} MFLOP per image-iteration); the authors' code with the broadcasting fixed "
+              f"{share_of_peak(f_theirs * fixed, peak)} ({f_theirs / 1e6:.1f} MFLOP); at the peak, robex's "
+              f"arithmetic would run at most {peak * 1e9 / f_ours / ref:.1f}x the authors' code as is and "
+              f"{peak * 1e9 / f_ours / fixed:.1f}x with the broadcasting fixed (the bound for this procedure on "
+              f"this CPU)")
+    print(f"  ATEX fine-tuning: robex reaches {share_of_peak(f_r / t_r, peak)} ({f_r / seeds / 1e6:.1f} MFLOP per "
+          f"seed, {f_r / ours_n / 1e6:.1f} per student sample); the authors' code {share_of_peak(f_a / t_a, peak)} "
+          f"({f_a / seeds / 1e6:.1f} MFLOP per seed, {f_a / authors_n / 1e6:.1f} per student sample); at the "
+          f"peak robex's arithmetic would run {(ours_n * peak * 1e9 / f_r) / (authors_n / t_a):.1f}x the "
+          f"authors' per student sample (a bound for this procedure on this CPU)")
+    print(f"  {floor_text}: {floor_flops / 1e12:.0f} TFLOP of convolutions and matmuls, "
+          f"{floor_flops / (peak * 1e9) / 60:.0f} min at this run's matmul peak of {peak:.1f} GFLOP/s "
+          f"({torch.get_num_threads()} threads): the floor of a cold run on this CPU")
+
+
+def trainable_copy(net):
+    """A deep copy of the (frozen) network with every parameter requiring grad: a student."""
+    s = copy.deepcopy(net)
+    for p in s.parameters():
+        p.requires_grad_(True)
+    return s
 
 
 def reproduction_floor(data, model, teacher) -> tuple[float, str]:
@@ -527,19 +531,18 @@ def reproduction_floor(data, model, teacher) -> tuple[float, str]:
     FashionMNIST training seeds and atex_tab1's eps sweep (one model per eps; Table 2 and Fig. 2
     reuse them); returns (FLOPs, what they are). At the matmul peak, the least a cold reproduction can
     take on this CPU, whatever else it does."""
+    from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from robex.defenses.atex import ATEXAuthors, ATEXAuthorsLoss
+    from robex.defenses.atex import ATEXAuthorsLoss
 
     conf = ROOT / "conf"
-    spec = OmegaConf.load(conf / "defense" / "atex_authors.yaml")
     n_models = len(str(OmegaConf.load(conf / "paper" / "atex_tab1.yaml").hydra.sweeper.params["threat.budget"]).split(","))
-    defense = ATEXAuthors(delta=0.08, epochs=spec.epochs, inner_steps=spec.inner_steps, n_perp=spec.n_perp,
-                          sg_samples=spec.sg_samples, batch_size=spec.batch_size, micro_batch=spec.micro_batch,
-                          show_progress=False)
-    student = copy.deepcopy(model)
-    for p in student.parameters():
-        p.requires_grad_(True)
+    # the defense as the config builds it; its three interpolations (threat, seed, progress) set here
+    spec = OmegaConf.merge(OmegaConf.load(conf / "defense" / "atex_authors.yaml"),
+                           {"delta": 0.08, "seed": 0, "show_progress": False})
+    defense = instantiate(spec)
+    student = trainable_copy(model)
     loss = ATEXAuthorsLoss(defense, teacher)
     b = defense.batch_size
     x, y = data.train_x[:b], data.train_y[:b]
